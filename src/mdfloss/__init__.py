@@ -1,0 +1,25 @@
+"""mdfloss: the Multi-Scale Discriminative Feature (MDF) loss.
+
+>>> from mdfloss import MDFLoss
+>>> crit = MDFLoss.from_file("my-loss.safetensors")   # or MDFLoss.pretrained("denoise")
+>>> loss = crit(prediction, target)                   # (N, 3, H, W) in [0, 1], lower is better
+"""
+
+__version__ = "0.1.0"
+
+from .discriminator import DiscriminatorPyramid, PatchDiscriminator
+from .loss import MDFLoss, mdf_loss, pretrained_names
+from .weights import WeightFileError, load_pyramid, read_metadata, save_pyramid
+
+__all__ = [
+    "DiscriminatorPyramid",
+    "MDFLoss",
+    "PatchDiscriminator",
+    "WeightFileError",
+    "__version__",
+    "load_pyramid",
+    "mdf_loss",
+    "pretrained_names",
+    "read_metadata",
+    "save_pyramid",
+]

@@ -1,0 +1,1 @@
+"""Weight files shipped with mdfloss; load them with ``MDFLoss.pretrained(name)``."""
