@@ -117,7 +117,7 @@ class DiscriminatorPyramid(nn.Module):
         count = len(self)
         if scales is None:
             return list(range(count))
-        if isinstance(scales, bool) or not isinstance(scales, (int, Sequence)):
+        if isinstance(scales, (bool, str)) or not isinstance(scales, (int, Sequence)):
             raise TypeError(f"scales: expected None, an int or a list of ints, got {type(scales).__name__}")
         if isinstance(scales, int):
             if not 1 <= scales <= count:
