@@ -9,12 +9,14 @@ __version__ = "0.1.0"
 
 from .discriminator import DiscriminatorPyramid, PatchDiscriminator
 from .loss import MDFLoss, mdf_loss, pretrained_names
+from .official import UnsafePickleError
 from .weights import WeightFileError, load_pyramid, read_metadata, save_pyramid
 
 __all__ = [
     "DiscriminatorPyramid",
     "MDFLoss",
     "PatchDiscriminator",
+    "UnsafePickleError",
     "WeightFileError",
     "__version__",
     "load_pyramid",

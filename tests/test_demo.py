@@ -1,0 +1,34 @@
+"""The main job runs end to end on a tiny setting and writes its outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mdfloss import cli
+
+
+def test_cli_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    listed = capsys.readouterr().out
+    for name in cli.COMMANDS:
+        assert name in listed
+
+
+def test_demo_writes_the_strip_the_curves_and_a_summary(tmp_path):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--out", str(out), "--skip-training", "--steps", "4", "--size", "24"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 4
+    psnr = summary["final_psnr_db"]
+    assert "L2" in psnr and all(isinstance(v, float) for v in psnr.values())
+    for name in ("strip.png", "curves.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_refuses_a_crop_larger_than_the_image(tmp_path):
+    with pytest.raises(ValueError, match="size: expected at most the image's shorter side 288, got 400"):
+        cli.main(["demo", "--out", str(tmp_path), "--skip-training", "--steps", "1", "--size", "400"])
