@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+from pathlib import Path
 
 import pytest
 import torch
@@ -115,3 +118,12 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
         write_atomically(target, failing)
     assert target.read_bytes() == b"old"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_atomic_write_gives_files_the_usual_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = write_atomically(tmp_path / "out.bin", lambda tmp: Path(tmp).write_bytes(b"x"))
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

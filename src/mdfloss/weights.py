@@ -59,11 +59,18 @@ def write_atomically(path: str | os.PathLike[str], write: Any) -> Path:
     os.close(handle)
     try:
         write(temporary)
+        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_pyramid(path: str | os.PathLike[str], pyramid: DiscriminatorPyramid, metadata: dict[str, Any]) -> Path:
