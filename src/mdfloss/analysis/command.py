@@ -1,0 +1,241 @@
+"""``mdfloss analyze``: what does a loss penalise?
+
+``mdfloss analyze sensitivity --loss NAME_OR_FILE ... --images DIR --out DIR`` distorts every
+image with noise, blur, a sinusoidal grating, a contrast reduction and a brightness shift at
+matched PSNR levels, and with JPEG at fixed qualities, evaluates every loss (L2 and SSIM always
+included), and writes ``sensitivity.csv``, ``sensitivity.png`` and ``ratios.md`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from .sensitivity import DEFAULT_JPEG_QUALITIES, DEFAULT_LEVELS, FITS, MIN_SIDE
+
+REFERENCE_LOSSES = ("l2", "ssim")
+MDF_FILE_SUFFIXES = (".safetensors", ".pth", ".pt")
+CSV_NAME, FIGURE_NAME, RATIOS_NAME = "sensitivity.csv", "sensitivity.png", "ratios.md"
+
+
+def psnr_levels(text: str) -> list[float]:
+    """``"20,25,30"`` -> [20.0, 25.0, 30.0]: distinct PSNR levels in (0, 100] dB."""
+    try:
+        levels = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated PSNR levels in dB such as 20,30,40, got {text!r}"
+        ) from None
+    if not all(math.isfinite(v) and 0 < v <= 100 for v in levels) or len(set(levels)) != len(levels):
+        raise argparse.ArgumentTypeError(f"expected distinct PSNR levels in (0, 100] dB, got {text!r}")
+    return sorted(levels)
+
+
+def jpeg_qualities(text: str) -> list[int]:
+    """``"10,50,90"`` -> [10, 50, 90]: JPEG qualities in [1, 95]; ``""`` -> no JPEG probe."""
+    if not text.strip():
+        return []
+    try:
+        qualities = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated JPEG qualities such as 10,50,90, got {text!r}"
+        ) from None
+    if not all(1 <= q <= 95 for q in qualities) or len(set(qualities)) != len(qualities):
+        raise argparse.ArgumentTypeError(f"expected distinct JPEG qualities in [1, 95], got {text!r}")
+    return sorted(qualities)
+
+
+def _int_at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    analyses = parser.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
+    sub = analyses.add_parser(
+        "sensitivity", help="loss values for noise, blur, grating, contrast, brightness and JPEG at matched PSNR",
+        description="Distort every image with Gaussian noise, Gaussian blur, a sinusoidal grating, a contrast "
+                    "reduction and a brightness shift at matched PSNR levels, and with JPEG at fixed qualities; "
+                    f"evaluate every loss (l2 and ssim always included); write {CSV_NAME} (every value), "
+                    f"{FIGURE_NAME} (loss vs PSNR, one panel per loss) and {RATIOS_NAME} (loss per unit of MSE "
+                    "relative to a brightness shift).",
+    )
+    sub.add_argument("--loss", action="append", default=[], metavar="NAME_OR_FILE",
+                     help="a loss: a pretrained MDF name, a .safetensors file, an authors' Ds_*.pth, or a "
+                          "bench spec (mdf:..., l1, msssim...); repeat for several. l2 and ssim are always added")
+    sub.add_argument("--images", type=Path, required=True, metavar="DIR", help="folder of reference images")
+    sub.add_argument("--out", type=Path, required=True, metavar="DIR",
+                     help=f"folder for {CSV_NAME}, {FIGURE_NAME} and {RATIOS_NAME}")
+    sub.add_argument("--levels", type=psnr_levels, default=list(DEFAULT_LEVELS), metavar="DB,DB,...",
+                     help="target PSNR levels (default: 20,25,30,35,40)")
+    sub.add_argument("--ratio-level", type=float, default=30.0, metavar="DB",
+                     help="level of the per-unit-MSE ratio table, one of --levels (default: 30)")
+    sub.add_argument("--jpeg-qualities", type=jpeg_qualities, default=list(DEFAULT_JPEG_QUALITIES), metavar="Q,Q,...",
+                     help="JPEG qualities (default: 10,30,50,70,90; '' for none)")
+    sub.add_argument("--size", type=_int_at_least(MIN_SIDE), default=256, metavar="PX",
+                     help="square side the images are brought to (default: 256)")
+    sub.add_argument("--fit", choices=FITS, default="resize",
+                     help="resize: downscale the shorter side to --size, then centre-crop (default); "
+                          "crop: centre-crop at native resolution")
+    sub.add_argument("--max-images", type=_int_at_least(1), default=None, metavar="N",
+                     help="use only the first N images (sorted by name)")
+    sub.add_argument("--seed", type=int, default=0, help="seed of the noise realisation (default: 0)")
+    sub.add_argument("--mdf-features", choices=("paper", "official"), default=None,
+                     help="feature set of every MDF loss (default: the library's, 'paper')")
+    sub.add_argument("--mdf-scales", type=_int_at_least(1), default=None, metavar="N",
+                     help="use the coarsest N discriminators of every MDF loss "
+                          "(default: all; the authors' code uses 8)")
+    sub.add_argument("--device", default="cpu", help="torch device of the losses (default: cpu)")
+    sub.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N",
+                     help="CPU threads for torch (default: torch's; 1 is fastest on a busy shared machine)")
+
+
+def loss_spec(text: str) -> str:
+    """A ``--loss`` value as a :func:`mdfloss.bench.losses.build_loss` spec.
+
+    Weight files (.safetensors, .pth, .pt) and pretrained names become ``mdf:...``; anything else
+    (``l1``, ``mdf:denoise``, ``l2+0.1*lpips``) is passed on unchanged.
+    """
+    from ..loss import pretrained_names
+
+    text = text.strip()
+    if text.lower().startswith("mdf:"):
+        return text
+    if Path(text).suffix.lower() in MDF_FILE_SUFFIXES or text in pretrained_names():
+        return f"mdf:{text}"
+    return text
+
+
+def loss_label(spec: str) -> str:
+    """Short panel title: ``mdf:<file stem or name>`` for MDF losses, the spec otherwise."""
+    if spec.lower().startswith("mdf:"):
+        return f"mdf:{Path(spec[4:]).stem}"
+    return spec
+
+
+def _labelled_specs(requested: list[str]) -> dict[str, str]:
+    specs = list(dict.fromkeys(loss_spec(text) for text in requested))
+    specs += [name for name in REFERENCE_LOSSES if name not in {s.lower() for s in specs}]
+    labelled: dict[str, str] = {}
+    for spec in specs:
+        label = loss_label(spec)
+        labelled[spec if label in labelled else label] = spec
+    return labelled
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    words = ["mdfloss", "analyze", "sensitivity"]
+    for text in args.loss:
+        words += ["--loss", text]
+    words += ["--images", str(args.images), "--out", str(args.out),
+              "--levels", ",".join(f"{v:g}" for v in args.levels), "--ratio-level", f"{args.ratio_level:g}",
+              "--jpeg-qualities", ",".join(str(q) for q in args.jpeg_qualities),
+              "--size", str(args.size), "--fit", args.fit, "--seed", str(args.seed)]
+    if args.max_images is not None:
+        words += ["--max-images", str(args.max_images)]
+    if args.mdf_features is not None:
+        words += ["--mdf-features", args.mdf_features]
+    if args.mdf_scales is not None:
+        words += ["--mdf-scales", str(args.mdf_scales)]
+    if args.device != "cpu":
+        words += ["--device", args.device]
+    return shlex.join(words)
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"sensitivity": run_sensitivity}[args.analysis](args)
+
+
+def run_sensitivity(args: argparse.Namespace) -> int:
+    """``--threads`` applies to this run only: torch's thread count is restored afterwards."""
+    import torch
+
+    previous_threads = torch.get_num_threads()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        return _sensitivity(args)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _sensitivity(args: argparse.Namespace) -> int:
+    import torch
+
+    from .. import __version__
+    from ..bench.losses import build_loss
+    from . import report
+    from .sensitivity import distort, evaluate, find_images, load_image
+
+    def fail(message: object) -> int:
+        print(f"mdfloss analyze sensitivity: error: {message}", file=sys.stderr)
+        return 1
+
+    def say(message: str) -> None:
+        print(f"[{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    if args.ratio_level not in args.levels:
+        return fail(f"--ratio-level: expected one of --levels {args.levels}, got {args.ratio_level:g}")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as error:
+        return fail(f"--device: {error}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return fail(f"--device: {args.device} requested but CUDA is not available")
+    mdf_options = {"features": args.mdf_features, "scales": args.mdf_scales}
+    mdf_options = {key: value for key, value in mdf_options.items() if value is not None}
+    try:
+        paths = find_images(args.images, args.max_images)
+        losses = {label: build_loss(spec, device=device, mdf_options=mdf_options)
+                  for label, spec in _labelled_specs(args.loss).items()}
+        references = {path.name: load_image(path, args.size, args.fit) for path in paths}
+    except (FileNotFoundError, ValueError, TypeError, OSError) as error:
+        return fail(error)
+    sizes = sorted({tuple(image.shape[-2:]) for image in references.values()})
+    say(f"{len(references)} images at {', '.join(f'{h}x{w}' for h, w in sizes)} px; losses: {', '.join(losses)}")
+
+    measurements = []
+    for name, image in references.items():
+        samples = distort(name, image, args.levels, args.jpeg_qualities, args.seed)
+        measurements += evaluate(losses, image, samples, device)
+        say(f"{name}: {len(samples)} distortions x {len(losses)} losses")
+
+    header = "\n".join([
+        "# Loss sensitivity at matched PSNR",
+        "",
+        f"Written by mdfloss {__version__}:",
+        "",
+        "```",
+        _command_line(args),
+        "```",
+        "",
+        "Losses: " + ", ".join(f"`{label}` = `{spec}`" for label, spec in _labelled_specs(args.loss).items())
+        + (f"; MDF options {mdf_options}" if mdf_options else "") + ".",
+        f"Images: {len(references)} ({', '.join(references)}), {args.fit} to {args.size} px. "
+        f"Levels: {', '.join(f'{v:g}' for v in args.levels)} dB; JPEG qualities: "
+        f"{', '.join(map(str, args.jpeg_qualities)) or 'none'}; noise seed {args.seed}.",
+    ])
+    out = args.out
+    written = [
+        report.write_csv(out / CSV_NAME, measurements),
+        report.plot(out / FIGURE_NAME, measurements, list(losses),
+                    title=f"{len(references)} images, {args.size} px: loss vs PSNR per distortion"),
+        report.write_text(out / RATIOS_NAME, report.ratios_markdown(
+            measurements, list(losses), args.levels, args.ratio_level, header)),
+    ]
+    say("wrote " + ", ".join(str(path) for path in written))
+    return 0

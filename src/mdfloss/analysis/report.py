@@ -1,0 +1,181 @@
+"""Outputs of the sensitivity analysis: the CSV of every value, the figure, the ratio tables.
+
+Every file is written atomically (:func:`mdfloss.weights.write_atomically`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..weights import write_atomically
+from .probes import JPEG, MATCH_TOLERANCE_DB, PARAMETER_NAMES, psnr_from_mse
+from .sensitivity import REFERENCE_DISTORTION, Measurement, Ratio, per_unit_mse_ratios
+
+CSV_COLUMNS = (
+    "loss", "image", "distortion", "target_psnr", "achieved_psnr", "mse", "value", "parameter", "parameter_name",
+    "matched",
+)
+
+
+def write_csv(path: str | Path, measurements: Sequence[Measurement]) -> Path:
+    """One row per (loss, image, distortion, level); ``target_psnr`` is empty for JPEG.
+
+    ``parameter`` is the probe's strength, named by ``parameter_name`` (sigma, sigma_px,
+    amplitude, reduction, shift; quality for JPEG).
+    """
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", newline="", encoding="utf-8") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(CSV_COLUMNS)
+            for m in measurements:
+                writer.writerow([
+                    m.loss, m.image, m.distortion, "" if math.isnan(m.target_psnr) else f"{m.target_psnr:g}",
+                    f"{m.achieved_psnr:.4f}", f"{m.mse:.6e}", f"{m.value:.6e}", f"{m.parameter:.6g}",
+                    PARAMETER_NAMES.get(m.distortion, ""), str(m.matched).lower(),
+                ])
+
+    return write_atomically(path, write)
+
+
+def curves(measurements: Sequence[Measurement], loss: str) -> dict[str, list[tuple[float, float, float, float]]]:
+    """``{distortion: [(psnr, mean, min, max) of the value over images]}``, by increasing PSNR.
+
+    Probes are placed at their target PSNR, JPEG qualities at the PSNR of their mean MSE over
+    images (so that L2's JPEG points lie on its probe line).
+    """
+    groups: dict[tuple[str, float], list[Measurement]] = {}
+    for m in measurements:
+        if m.loss == loss:
+            key = m.parameter if m.distortion == JPEG else m.target_psnr
+            groups.setdefault((m.distortion, key), []).append(m)
+    result: dict[str, list[tuple[float, float, float, float]]] = {}
+    for (distortion, _), rows in groups.items():
+        values = [m.value for m in rows]
+        psnr = psnr_from_mse(statistics.fmean(m.mse for m in rows)) if distortion == JPEG else rows[0].target_psnr
+        result.setdefault(distortion, []).append((psnr, statistics.fmean(values), min(values), max(values)))
+    return {distortion: sorted(points) for distortion, points in result.items()}
+
+
+def plot(path: str | Path, measurements: Sequence[Measurement], losses: Sequence[str], title: str = "") -> Path:
+    """One panel per loss: x = PSNR (dB), y = loss value, one line per distortion.
+
+    Probe lines are the mean over images at each target PSNR, with a band from the minimum to
+    the maximum; JPEG (dashed) joins the means at each quality (see :func:`curves`), with every image's
+    own (PSNR, value) as a faint dot since its PSNR differs from image to image.
+    """
+    from matplotlib.figure import Figure
+
+    columns = len(losses) if len(losses) <= 3 else 2 if len(losses) == 4 else 3
+    rows = math.ceil(len(losses) / columns)
+    figure = Figure(figsize=(4.2 * columns, 3.4 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for ax, loss in zip(axes, losses):
+        lines = curves(measurements, loss)
+        for distortion, points in lines.items():
+            x, mean, low, high = zip(*points)
+            if distortion == JPEG:
+                (line,) = ax.plot(x, mean, "s--", markersize=3.5, label=distortion)
+                own = [(m.achieved_psnr, m.value) for m in measurements if m.loss == loss and m.distortion == JPEG]
+                ax.scatter(*zip(*own), s=6, color=line.get_color(), alpha=0.35, linewidths=0)
+            else:
+                (line,) = ax.plot(x, mean, "o-", markersize=3.5, label=distortion)
+                ax.fill_between(x, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
+        if all(v > 0 for points in lines.values() for _, _, v, _ in points):
+            ax.set_yscale("log")
+        ax.set_title(loss, fontsize=10)
+        ax.set_xlabel("PSNR (dB)")
+        ax.set_ylabel("loss value")
+        ax.grid(True, alpha=0.3)
+    for ax in axes[len(losses):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=8)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    return write_atomically(path, lambda temporary: figure.savefig(temporary, format="png", dpi=120))
+
+
+def _cell(ratio: Ratio | None) -> str:
+    if ratio is None:
+        return "-"
+    if ratio.count == 1:
+        return f"{ratio.median:.3g}"
+    return f"{ratio.median:.3g} ({ratio.low:.3g}-{ratio.high:.3g})"
+
+
+def ratios_markdown(
+    measurements: Sequence[Measurement],
+    losses: Sequence[str],
+    levels: Sequence[float],
+    reference_level: float,
+    header: str = "",
+) -> str:
+    """The per-unit-MSE ratio table at ``reference_level`` (probes and JPEG), then one per level."""
+    probes = list(dict.fromkeys(m.distortion for m in measurements if m.distortion not in (JPEG, REFERENCE_DISTORTION)))
+    qualities = sorted({int(m.parameter) for m in measurements if m.distortion == JPEG})
+    jpeg_columns = [f"{JPEG} q{q}" for q in qualities]
+    images = sorted({m.image for m in measurements})
+    lines = [header.rstrip(), ""] if header else []
+
+    reference = per_unit_mse_ratios(measurements, reference_level)
+    lines += [
+        f"## Loss per unit of MSE, relative to a brightness shift at {reference_level:g} dB",
+        "",
+        f"(loss / MSE) of each distortion divided by (loss / MSE) of the {REFERENCE_DISTORTION} shift at "
+        f"{reference_level:g} dB, per image; median over {len(images)} images (min-max). Probes at "
+        f"{reference_level:g} dB; JPEG at its own PSNR. The brightness shift is 1 by definition and L2 is 1 "
+        "everywhere; above 1 = penalised more than an equally strong brightness change.",
+        "",
+        "| loss | " + " | ".join(probes + jpeg_columns) + " |",
+        "|---" * (1 + len(probes) + len(jpeg_columns)) + "|",
+    ]
+    for loss in losses:
+        cells = [_cell(reference.get(loss, {}).get(c)) for c in probes + jpeg_columns]
+        lines.append(f"| {loss} | " + " | ".join(cells) + " |")
+    jpeg_psnr = []
+    for quality in qualities:
+        values = {
+            m.image: m.achieved_psnr for m in measurements if m.distortion == JPEG and int(m.parameter) == quality
+        }
+        jpeg_psnr.append(f"q{quality} {min(values.values()):.1f}-{max(values.values()):.1f} dB")
+    if jpeg_psnr:
+        lines += ["", "PSNR of the JPEG probes (min-max over images): " + ", ".join(jpeg_psnr) + "."]
+
+    lines += [
+        "",
+        "## The same ratio at every level",
+        "",
+        "Each probe against the brightness shift of the same level (median over images).",
+        "",
+        "| loss | PSNR (dB) | " + " | ".join(probes) + " |",
+        "|---" * (2 + len(probes)) + "|",
+    ]
+    for loss in losses:
+        for level in levels:
+            table = per_unit_mse_ratios(measurements, level).get(loss, {})
+            cells = [f"{table[p].median:.3g}" if p in table else "-" for p in probes]
+            lines.append(f"| {loss} | {level:g} | " + " | ".join(cells) + " |")
+
+    misses = sorted({
+        (m.image, m.distortion, m.target_psnr, m.achieved_psnr)
+        for m in measurements if m.distortion != JPEG and not m.matched
+    })
+    total = len({(m.image, m.distortion, m.target_psnr) for m in measurements if m.distortion != JPEG})
+    lines += ["", "## Matching", "", f"{total - len(misses)} of {total} probe images are within "
+              f"{MATCH_TOLERANCE_DB:g} dB of their target PSNR."]
+    if misses:
+        lines += ["Not reachable (the strongest distortion is used and kept in the CSV with matched=false):", ""]
+        lines += [f"- {image}: {d} at {target:g} dB reaches only {achieved:.2f} dB"
+                  for image, d, target, achieved in misses]
+    return "\n".join(lines) + "\n"
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    def write(temporary: str) -> None:
+        Path(temporary).write_text(text, encoding="utf-8")
+
+    return write_atomically(path, write)

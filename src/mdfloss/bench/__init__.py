@@ -1,0 +1,1 @@
+"""The restoration benchmark: models, the loss zoo, data, metrics and reports."""

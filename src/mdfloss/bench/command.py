@@ -1,0 +1,237 @@
+"""``mdfloss bench``: train a restoration network once per loss, test it, and write a report.
+
+Examples::
+
+    mdfloss bench --task denoise --model dncnn --losses l2,l1,mdf --train-dir D --val-dir D \\
+        --test-dir D --iters 2000 --out runs/denoise
+    mdfloss bench --preset cpu-mini --train-dir ../shared/data/photos/train \\
+        --val-dir ../shared/data/photos/val --test-dir ../shared/data/photos/val \\
+        --official-dir ../shared/anchors/mdf-official --out runs/cpu-mini
+    torchrun --nproc_per_node 2 -m mdfloss.cli bench ...     # DDP (gloo on CPU, nccl on GPUs)
+    mdfloss bench --out runs/cpu-mini --resume               # after an interruption: same command + --resume
+    mdfloss bench --report-only --out runs/cpu-mini          # rebuild report.md / report.html
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from .config import (
+    experiment_config,
+    experiment_names,
+    load_builtin,
+    load_yaml,
+    parse_assignment,
+    preset_names,
+)
+
+EXIT_INTERRUPTED = 130
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", choices=("sisr", "denoise", "jpeg"), help="restoration task")
+    parser.add_argument("--model", help="network: edsr, srresnet (sisr) or dncnn (denoise, jpeg)")
+    parser.add_argument("--losses", help="comma-separated loss labels or specs, e.g. l2,l1,msssim+l1,mdf,mdf-official")
+    parser.add_argument("--train-dir", help="folder of training images")
+    parser.add_argument("--val-dir", help="folder of validation images (model selection)")
+    parser.add_argument("--test-dir", action="append", help="folder of test images (repeat for several datasets)")
+    parser.add_argument("--iters", type=int, help="training iterations per loss (replaces train.epochs)")
+    parser.add_argument("--preset", help=f"a set of experiments: {', '.join(preset_names())}")
+    parser.add_argument("--config", help="a YAML experiment config or preset (see docs/bench.md)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config key, e.g. --set train.optimizer.lr=1e-4 (repeatable)")
+    parser.add_argument("--mdf", action="append", default=[], metavar="[TASK=]NAME_OR_FILE",
+                        help="weights of the loss 'mdf': a pretrained name or a weight file (default: the task's name)")
+    parser.add_argument("--official-dir", help="folder of the authors' Ds_*.pth files, for the loss 'mdf-official'")
+    parser.add_argument("--vgg-weights", help="torchvision vgg16-397923af.pth (default: the torch hub cache)")
+    parser.add_argument("--lpips-heads", help="lpips weights/v0.1/vgg.pth (default: the installed lpips package)")
+    parser.add_argument("--device", help="auto (default), cpu, cuda or cuda:K")
+    parser.add_argument("--workers", type=int, help="DataLoader worker processes")
+    parser.add_argument("--resume", action="store_true", help="continue runs from their checkpoints, skip finished ones")
+    parser.add_argument("--stop-after", type=int, metavar="N", help="stop each run after N iterations, as if killed")
+    parser.add_argument("--estimate", action="store_true", help="time a few iterations per loss and print the expected duration")
+    parser.add_argument("--report-only", action="store_true", help="only rebuild the report from OUT/results.csv")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard (needs tensorboard)")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    command = _command_line()
+    if args.report_only:
+        from .report import build_report
+
+        md, html = build_report(out, command=None)
+        print(f"wrote {md} and {html}")
+        return 0
+    configs = build_configs(args)
+    import torch
+
+    from .distributed import setup, teardown
+
+    context = setup(configs[0]["train"]["device"])
+    threads = configs[0]["train"]["threads"]
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        if args.estimate:
+            from .estimate import estimate
+
+            if context.is_main:
+                print(estimate(configs, out, context))
+            return 0
+        return _train_all(configs, out, context, args.resume, command)
+    finally:
+        teardown(context)
+
+
+def _train_all(configs: list[dict[str, Any]], out: Path, context: Any, resume: bool, command: str | None) -> int:
+    import json
+
+    from ..weights import write_atomically
+    from .distributed import StopFlag, stop_on_signals
+    from .report import build_report
+    from .runner import MANIFEST, read_manifest, run_experiment
+    from .train import TrainingInterrupted
+
+    stop = StopFlag()
+
+    if context.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        manifest = read_manifest(out)
+        if command:
+            manifest["command"] = command
+        text = json.dumps(manifest, indent=1, sort_keys=True, default=str)
+        write_atomically(out / MANIFEST, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    context.barrier()
+    with stop_on_signals(stop):
+        try:
+            for config in configs:
+                run_experiment(config, out, context, resume=resume, stop=stop)
+        except TrainingInterrupted as interrupted:
+            if context.is_main:
+                print(f"mdfloss bench: {interrupted}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    if context.is_main:
+        md, html = build_report(out, command=command)
+        print(f"wrote {out / 'results.csv'}, {md} and {html}")
+    return 0
+
+
+def _command_line() -> str | None:
+    """The command as typed, when this process runs ``... bench ...``."""
+    argv = sys.argv
+    if "bench" not in argv:
+        return None
+    return shlex.join(["mdfloss", *argv[argv.index("bench"):]])
+
+
+def build_configs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One resolved config per experiment, from the preset / config file / task and model, then the flags."""
+    overrides = _flag_layer(args) + [parse_assignment(a) for a in args.assignments]
+    experiments: list[tuple[str | None, list[dict[str, Any]]]] = []
+    source = load_yaml(args.config) if args.config else None
+    if args.preset and source is not None:
+        raise ValueError("--preset and --config: give one of them (a preset file can be passed with --config)")
+    if args.preset:
+        if args.preset not in preset_names():
+            raise ValueError(f"--preset: expected one of {preset_names()}, got {args.preset!r}")
+        source = load_builtin(f"preset-{args.preset}")
+    if source is not None and "experiments" in source:
+        unknown = set(source) - {"experiments", "common", "description"}
+        if unknown:
+            raise ValueError(f"preset: unknown keys {sorted(unknown)} (expected description, common, experiments)")
+        for name, own in source["experiments"].items():
+            experiments.append((name, [{"base": name}, source.get("common") or {}, own or {}]))
+        experiments = [e for e in experiments if _selected(e[0], args)]
+        if not experiments:
+            raise ValueError(f"--task/--model: no experiment of the preset matches (it has {list(source['experiments'])})")
+    elif source is not None:
+        base = source.get("base")
+        task, model = source.get("task"), (source.get("model") or {}).get("type")
+        if base is None and f"{task}-{model}" in experiment_names():
+            source = {"base": f"{task}-{model}", **source}
+        experiments.append((None, [source, _task_model_layer(args)]))
+    else:
+        if not (args.task and args.model):
+            raise ValueError("--task and --model (or --preset, or --config) are needed to choose an experiment")
+        name = f"{args.task}-{args.model}"
+        if name not in experiment_names():
+            raise ValueError(f"--task/--model: no built-in experiment {name!r}; built-in: {experiment_names()}")
+        experiments.append((name, [{"base": name}]))
+    plain = [o for o in overrides if "__task__" not in o]
+    configs = []
+    for _, layers in experiments:
+        task = experiment_config(layers + plain)["task"]
+        chosen = [{k: v for k, v in o.items() if k != "__task__"} for o in overrides if o.get("__task__", task) == task]
+        configs.append(experiment_config(layers + chosen))
+    names = [c["name"] for c in configs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"experiments: expected distinct names, got {names}")
+    return configs
+
+
+def _selected(name: str, args: argparse.Namespace) -> bool:
+    task, _, model = name.partition("-")
+    return (args.task is None or task == args.task) and (args.model is None or model == args.model)
+
+
+def _task_model_layer(args: argparse.Namespace) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    if args.task:
+        layer["task"] = args.task
+    if args.model:
+        layer["model"] = {"type": args.model}
+    return layer
+
+
+def _flag_layer(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The dedicated flags as config layers (applied before --set)."""
+    data = {k: v for k, v in (("train_dir", args.train_dir), ("val_dir", args.val_dir),
+                              ("workers", args.workers)) if v is not None}
+    if args.test_dir:
+        data["test_dir"] = args.test_dir[0] if len(args.test_dir) == 1 else list(args.test_dir)
+    layer: dict[str, Any] = {}
+    if data:
+        layer["data"] = data
+    train: dict[str, Any] = {}
+    if args.iters is not None:
+        train.update(iters=args.iters, epochs=None)
+    if args.stop_after is not None:
+        train["stop_after"] = args.stop_after
+    if args.device:
+        train["device"] = args.device
+    if train:
+        layer["train"] = train
+    if args.losses:
+        layer["losses"] = [s.strip() for s in args.losses.split(",") if s.strip()]
+    if args.official_dir:
+        layer["official"] = {"dir": args.official_dir}
+    perceptual: dict[str, Any] = {}
+    if args.vgg_weights:
+        perceptual["vgg"] = {"weights": args.vgg_weights}
+        perceptual["lpips"] = {"weights": args.vgg_weights}
+    if args.lpips_heads:
+        perceptual.setdefault("lpips", {})["heads"] = args.lpips_heads
+    if perceptual:
+        layer["perceptual"] = perceptual
+    logging = {}
+    if args.no_progress:
+        logging["progress"] = False
+    if args.tensorboard:
+        logging["tensorboard"] = True
+    if logging:
+        layer["logging"] = logging
+    layers = [layer]
+    for item in args.mdf:
+        task, sep, value = item.partition("=")
+        if sep and task in ("sisr", "denoise", "jpeg"):
+            layers.append({"__task__": task, "mdf": {"weights": value}})
+        else:
+            layers.append({"mdf": {"weights": item}})
+    return layers

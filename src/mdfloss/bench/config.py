@@ -1,0 +1,315 @@
+"""Experiment configs: YAML files, presets, command-line overrides, and the loss labels they name.
+
+An experiment is one task with one model, trained once per loss. Its config is built in
+layers, each overriding the one before:
+
+1. :data:`DEFAULTS` (every key that exists; unknown keys are refused);
+2. the built-in experiment ``configs/<task>-<model>.yaml`` (the paper's settings), or a user's
+   file given with ``--config`` (which may name a built-in ``base:``);
+3. a preset (``configs/preset-<name>.yaml``): ``common`` overrides, then the experiment's own;
+4. command-line flags (``--iters``, ``--train-dir``...), then ``--set key.sub=value`` (YAML values).
+
+Loss labels (the names in ``losses:``, the columns of the report) resolve to loss specs for
+:func:`mdfloss.bench.losses.build_loss`: ``loss_aliases`` first (the paper's ``vgg`` is
+``l2+vgg``, its ``lpips`` is ``l2+0.1*lpips``), then ``mdf`` (``mdf.weights``, by default the
+pretrained loss named after the task) and ``mdf-official`` (the authors' file for the task in
+``official.dir``, converted to a weight file in the output folder); any other label is a spec.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .degradations import TASKS
+from .models import MODEL_SIZES, MODEL_TASKS
+
+CONFIG_PACKAGE = "mdfloss.bench"
+CONFIG_FOLDER = "configs"
+PRESET_PREFIX = "preset-"
+FREE_FORM = ("model", "degradation", "loss_aliases", "mdf.options", "official.options", "train.optimizer",
+             "train.scheduler", "perceptual.vgg", "perceptual.lpips")
+"""Sections whose keys are checked where they are used (constructor arguments), not here."""
+
+PRETRAINED_BY_TASK = {"sisr": "sisr", "denoise": "denoise", "jpeg": "jpeg"}
+OFFICIAL_FILES = {"sisr": ("Ds_SISR.pth",), "denoise": ("Ds_Denoising.pth", "Ds_SISR.pth"), "jpeg": ("Ds_JPEG.pth",)}
+"""The authors' file per task; upstream Ds_Denoising.pth is byte-identical to Ds_SISR.pth."""
+
+DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "base": None,
+    "task": None,
+    "model": {"type": None, "size": "paper"},
+    "degradation": {},
+    "losses": ["l2", "l1", "ssim", "msssim", "vgg", "lpips", "msssim+l1", "mdf"],
+    "optional_losses": [],
+    "loss_aliases": {"vgg": "l2+vgg", "lpips": "l2+0.1*lpips"},
+    "mdf": {"weights": None, "options": {}},
+    "official": {"dir": None, "file": None, "options": {"features": "official", "scales": 8}},
+    "perceptual": {"vgg": {"weights": None}, "lpips": {"weights": None, "heads": None}},
+    "data": {
+        "train_dir": None, "val_dir": None, "test_dir": None, "val_holdout": 0, "patch_size": 96,
+        "batch_size": 16, "augment": True, "workers": 0, "val_crop": None, "val_limit": None,
+        "test_limit": None,
+    },
+    "train": {
+        "iters": None, "epochs": None, "patches_per_image": 1, "seed": 0,
+        "optimizer": {"type": "adam", "lr": 1e-4},
+        "scheduler": {"type": "constant"},
+        "grad_clip": None, "val_every": 1000, "checkpoint_every": 1000, "log_every": 10,
+        "select": "val_loss", "threads": None, "device": "auto", "stop_after": None,
+    },
+    "eval": {"crop_border": None, "save_images": True},
+    "logging": {"tensorboard": False, "progress": True},
+    "report": {"references": None, "crop_images": 2, "crop_size": 64},
+}
+SELECTIONS = ("val_loss", "val_psnr", "last")
+
+
+def builtin_names() -> list[str]:
+    """Built-in experiment configs (``sisr-edsr``...) and presets (``preset-cpu-mini``...)."""
+    folder = resources.files(CONFIG_PACKAGE) / CONFIG_FOLDER
+    return sorted(entry.name[:-5] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+
+
+def experiment_names() -> list[str]:
+    return [n for n in builtin_names() if not n.startswith(PRESET_PREFIX)]
+
+
+def preset_names() -> list[str]:
+    return [n[len(PRESET_PREFIX):] for n in builtin_names() if n.startswith(PRESET_PREFIX)]
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping from a file; errors name the file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a YAML mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_builtin(name: str) -> dict[str, Any]:
+    if name not in builtin_names():
+        raise ValueError(f"config: expected a built-in config ({', '.join(builtin_names())}), got {name!r}")
+    with resources.as_file(resources.files(CONFIG_PACKAGE) / CONFIG_FOLDER / f"{name}.yaml") as path:
+        return load_yaml(path)
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge: mappings merge key by key, anything else (lists included) is replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value as YAML (``1e-3`` and ``1E5`` read as numbers, as YAML 1.2 would)."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        for convert in (int, float):
+            try:
+                return convert(value)
+            except ValueError:
+                pass
+    return value
+
+
+def parse_assignment(assignment: str) -> dict[str, Any]:
+    """``"train.optimizer.lr=1e-4"`` -> ``{"train": {"optimizer": {"lr": 1e-4}}}``."""
+    key, sep, value = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key or not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*", key):
+        raise ValueError(f"--set: expected KEY.SUB=VALUE such as train.optimizer.lr=1e-4, got {assignment!r}")
+    nested: dict[str, Any] = {}
+    cursor = nested
+    parts = key.split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = parse_value(value)
+    return nested
+
+
+def check_keys(config: dict[str, Any], schema: dict[str, Any] = DEFAULTS, prefix: str = "") -> None:
+    """Refuse keys that :data:`DEFAULTS` does not have, suggesting the closest one."""
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if key not in schema:
+            close = difflib.get_close_matches(key, list(schema), n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            raise ValueError(f"config: unknown key {dotted!r}{hint}; known keys here: {', '.join(sorted(schema))}")
+        if dotted in FREE_FORM or not isinstance(schema[key], dict):
+            continue
+        if not isinstance(value, dict):
+            raise ValueError(f"config: expected a mapping for {dotted!r}, got {value!r}")
+        check_keys(value, schema[key], dotted + ".")
+
+
+def experiment_config(layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """DEFAULTS <- (a built-in base named by the first layer) <- layers, checked and completed."""
+    config = copy.deepcopy(DEFAULTS)
+    for layer in layers:
+        check_keys(layer)
+        base = layer.get("base")
+        if base is not None:
+            builtin = load_builtin(base)
+            check_keys(builtin)
+            config = merge(config, builtin)
+        config = merge(config, layer)
+    return complete(config)
+
+
+def complete(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate the values that do not depend on files, and fill derived defaults."""
+    task = config["task"]
+    if task not in TASKS:
+        raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
+    model = config["model"]
+    model_type = model.get("type")
+    if model_type not in MODEL_SIZES:
+        raise ValueError(f"model.type: expected one of {sorted(MODEL_SIZES)}, got {model_type!r}")
+    if task not in MODEL_TASKS[model_type]:
+        raise ValueError(f"model.type: {model_type!r} serves task(s) {MODEL_TASKS[model_type]}, not {task!r}")
+    if model.get("size", "paper") not in MODEL_SIZES[model_type]:
+        raise ValueError(f"model.size: expected one of {sorted(MODEL_SIZES[model_type])}, got {model.get('size')!r}")
+    config["name"] = config["name"] or f"{task}-{model_type}"
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", config["name"]):
+        raise ValueError(f"name: expected letters, digits, '.', '_' or '-', got {config['name']!r}")
+    losses = config["losses"]
+    if isinstance(losses, str):
+        losses = [s.strip() for s in losses.split(",") if s.strip()]
+    if not isinstance(losses, list) or not losses or not all(isinstance(s, str) for s in losses):
+        raise ValueError(f"losses: expected a non-empty list of loss labels, got {config['losses']!r}")
+    if len(set(losses)) != len(losses):
+        raise ValueError(f"losses: expected distinct labels, got {losses}")
+    config["losses"] = losses
+    train, data = config["train"], config["data"]
+    for key in ("patch_size", "batch_size"):
+        data[key] = _positive_int(data[key], f"data.{key}")
+    for key in ("val_every", "checkpoint_every", "log_every", "patches_per_image"):
+        train[key] = _positive_int(train[key], f"train.{key}")
+    for key in ("workers", "val_holdout"):
+        data[key] = _non_negative_int(data[key], f"data.{key}")
+    for key in ("iters", "epochs", "stop_after", "threads"):
+        if train[key] is not None:
+            train[key] = _positive_int(train[key], f"train.{key}")
+    if train["iters"] is None and train["epochs"] is None:
+        raise ValueError("train.iters: expected a number of iterations (or train.epochs), got neither")
+    if train["select"] not in SELECTIONS:
+        raise ValueError(f"train.select: expected one of {SELECTIONS}, got {train['select']!r}")
+    if train["grad_clip"] is not None:
+        train["grad_clip"] = float(train["grad_clip"])
+    return config
+
+
+def _positive_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
+        raise ValueError(f"{key}: expected a positive int, got {value!r}")
+    return int(value)
+
+
+def _non_negative_int(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
+        raise ValueError(f"{key}: expected a non-negative int, got {value!r}")
+    return int(value)
+
+
+def total_iterations(config: dict[str, Any], train_images: int) -> int:
+    """``train.iters``, or ``epochs`` x ceil(images x patches_per_image / batch_size)."""
+    train = config["train"]
+    if train["iters"] is not None:
+        return int(train["iters"])
+    samples = train_images * train["patches_per_image"]
+    return train["epochs"] * -(-samples // config["data"]["batch_size"])
+
+
+@dataclass(frozen=True)
+class LossRun:
+    """One loss of an experiment: its label (report column, folder) and what builds it."""
+
+    label: str
+    spec: str
+    mdf_options: dict[str, Any] = field(default_factory=dict)
+    official_source: str | None = None
+    """For ``mdf-official``: the authors' file that ``spec``'s weight file is converted from."""
+
+    @property
+    def slug(self) -> str:
+        """A folder name for the label."""
+        return re.sub(r"[^A-Za-z0-9.+_-]", "_", self.label.replace("*", "x"))
+
+
+def resolve_losses(config: dict[str, Any], weights_dir: Path) -> list[LossRun]:
+    """The experiment's loss labels as :class:`LossRun` s (files are not opened here)."""
+    runs = []
+    for label in config["losses"]:
+        alias = config["loss_aliases"].get(label)
+        if alias is not None:
+            if isinstance(alias, str):
+                runs.append(LossRun(label, alias))
+            elif isinstance(alias, dict) and isinstance(alias.get("spec"), str):
+                runs.append(LossRun(label, alias["spec"], dict(alias.get("mdf_options") or {})))
+            else:
+                raise ValueError(f"loss_aliases.{label}: expected a spec string or {{spec, mdf_options}}, got {alias!r}")
+        elif label == "mdf":
+            source = config["mdf"]["weights"] or PRETRAINED_BY_TASK[config["task"]]
+            runs.append(LossRun(label, f"mdf:{source}", dict(config["mdf"]["options"])))
+        elif label == "mdf-official":
+            runs.append(_official_run(config, weights_dir))
+        else:
+            runs.append(LossRun(label, label))
+    slugs = [r.slug for r in runs]
+    if len(set(slugs)) != len(slugs):
+        raise ValueError(f"losses: labels {config['losses']} give clashing folder names {slugs}")
+    return runs
+
+
+def _official_run(config: dict[str, Any], weights_dir: Path) -> LossRun:
+    official = config["official"]
+    if not official["dir"]:
+        raise ValueError(
+            "official.dir: the loss 'mdf-official' needs the folder of the authors' Ds_*.pth files "
+            "(--official-dir, e.g. ../shared/anchors/mdf-official)"
+        )
+    folder = Path(official["dir"])
+    candidates = (official["file"],) if official["file"] else OFFICIAL_FILES[config["task"]]
+    source = next((folder / name for name in candidates if (folder / name).is_file()), None)
+    if source is None:
+        raise FileNotFoundError(f"official.dir: none of {list(candidates)} found in {folder}")
+    converted = weights_dir / f"mdf-official-{source.stem}.safetensors"
+    return LossRun("mdf-official", f"mdf:{converted}", dict(official["options"]), official_source=str(source))
+
+
+def identity(config: dict[str, Any], run: LossRun, iterations: int, train_images: list[str]) -> dict[str, Any]:
+    """What a checkpoint must share with the config that resumes it."""
+    return json.loads(json.dumps({
+        "task": config["task"], "model": config["model"], "degradation": config["degradation"],
+        "loss": run.spec, "mdf_options": run.mdf_options,
+        "data": {k: config["data"][k] for k in ("patch_size", "batch_size", "augment")},
+        "train": {k: config["train"][k] for k in ("seed", "optimizer", "scheduler", "grad_clip")},
+        "iterations": iterations, "train_images": train_images,
+    }, sort_keys=True))

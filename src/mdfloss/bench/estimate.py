@@ -1,0 +1,80 @@
+"""How long a benchmark will take: a few timed iterations per loss, scaled to the whole run."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import total_iterations
+from .data import TrainPatches, read_image
+from .distributed import Context
+from .evaluate import evaluate
+from .runner import (
+    build_metrics,
+    build_run_loss,
+    build_run_model,
+    check_losses,
+    load_eval_sets,
+    prepare,
+    without_unset_official,
+)
+from .train import build_optimizer, validate
+
+
+def estimate(configs: list[dict[str, Any]], out: Path, context: Context, *, steps: int = 3) -> str:
+    """A markdown table of measured seconds per iteration and the estimated minutes per run."""
+    lines = ["| experiment | loss | s/iteration | iterations | train [min] | validation [min] | test [min] | total [min] |",
+             "|---|---|---|---|---|---|---|---|"]
+    grand_total = 0.0
+    for config in configs:
+        config, skipped_official = without_unset_official(config)
+        experiment = prepare(config, out)
+        runs, skipped = check_losses(experiment, context)
+        skipped.update(skipped_official)
+        images = [read_image(p) for p in experiment.train_paths]
+        patches = TrainPatches(images, experiment.degradation, patch_size=config["data"]["patch_size"],
+                               augment=config["data"]["augment"], seed=config["train"]["seed"])
+        batch = [patches[k] for k in range(config["data"]["batch_size"])]
+        inputs = torch.stack([b[0] for b in batch]).to(context.device)
+        targets = torch.stack([b[1] for b in batch]).to(context.device)
+        total = total_iterations(config, len(images))
+        validations = math.ceil(total / config["train"]["val_every"])
+        val_images = load_eval_sets(experiment, "val").get("val", [])
+        test_sets = load_eval_sets(experiment, "test")
+        metrics, _ = build_metrics(experiment, context)
+        test_seconds = None
+        for run in runs:
+            loss_fn = build_run_loss(experiment, run, context.device)
+            model = build_run_model(config).to(context.device).train()
+            optimizer = build_optimizer(config["train"]["optimizer"], model.parameters())
+            for step in range(steps + 1):
+                if step == 1:
+                    started = time.perf_counter()
+                loss = loss_fn(model(inputs), targets)
+                optimizer.zero_grad()
+                loss.backward()
+                if config["train"]["grad_clip"] is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config["train"]["grad_clip"])
+                optimizer.step()
+            per_iteration = (time.perf_counter() - started) / steps
+            started = time.perf_counter()
+            if val_images:
+                validate(model, loss_fn, val_images, context.device, experiment.border)
+            val_seconds = (time.perf_counter() - started) * validations
+            if test_seconds is None:
+                started = time.perf_counter()
+                evaluate(model, test_sets, metrics, device=context.device, labels={}, image_dir=None)
+                test_seconds = time.perf_counter() - started
+            run_total = per_iteration * total + val_seconds + test_seconds
+            grand_total += run_total
+            lines.append(f"| {config['name']} | {run.label} | {per_iteration:.3f} | {total} | "
+                         f"{per_iteration * total / 60:.1f} | {val_seconds / 60:.1f} | {test_seconds / 60:.1f} | "
+                         f"{run_total / 60:.1f} |")
+        for label, reason in skipped.items():
+            lines.append(f"| {config['name']} | {label} | skipped: {reason.splitlines()[0][:80]} | | | | | |")
+    lines.append(f"| **all** | | | | | | | **{grand_total / 60:.0f}** |")
+    return "\n".join(lines)

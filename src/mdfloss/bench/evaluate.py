@@ -1,0 +1,89 @@
+"""Test-set evaluation: per-image metrics of one trained network, and the images behind them.
+
+``results.csv`` has one row per (loss, dataset, image) with the columns of :data:`RESULT_FIELDS`;
+``lpips`` is empty when its weights are unavailable. A dataset is ``<folder>/<condition>``,
+e.g. ``BSD500/sigma25`` or ``val/q7``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..weights import write_atomically
+from .data import EvalImage
+from .metrics import METRICS, ImageMetrics, quantize
+
+RESULT_FIELDS = ("task", "model", "loss", "dataset", "image", *METRICS)
+INPUT_LABEL = "input"
+
+
+class DegradedInput(nn.Module):
+    """The baseline that restores nothing: the degraded input, upsampled bicubically when ``scale`` > 1."""
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scale == 1:
+            return x
+        return torch.nn.functional.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+
+
+def save_png(path: Path, image: torch.Tensor) -> None:
+    """(3, H, W) in [0, 1] -> 8-bit PNG, written atomically."""
+    from PIL import Image
+
+    array = quantize(image.detach().float().cpu()).mul(255).round().byte().permute(1, 2, 0).numpy()
+    write_atomically(path, lambda tmp: Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG"))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, datasets: Mapping[str, Sequence[EvalImage]], metrics: ImageMetrics, *,
+             device: torch.device, labels: dict[str, str], image_dir: Path | None) -> list[dict[str, Any]]:
+    """Run ``model`` on every image of every dataset; rows of :data:`RESULT_FIELDS`.
+
+    ``labels`` gives the task, model and loss columns; outputs are saved as PNGs under
+    ``image_dir/<dataset>/`` unless it is None.
+    """
+    model.eval()
+    rows = []
+    for dataset, images in datasets.items():
+        for item in images:
+            output = model(item.input.unsqueeze(0).to(device)).float()
+            values = metrics(output, item.target.unsqueeze(0).to(device))
+            rows.append({**labels, "dataset": dataset, "image": item.name, **values})
+            if image_dir is not None:
+                save_png(image_dir / dataset / f"{Path(item.name).stem}.png", output[0])
+    return rows
+
+
+def save_references(datasets: Mapping[str, Sequence[EvalImage]], folder: Path) -> None:
+    """Ground truth and degraded input of every test image (inputs clamped for display)."""
+    for dataset, images in datasets.items():
+        for item in images:
+            stem = Path(item.name).stem
+            if not (folder / dataset / f"{stem}-target.png").is_file():
+                save_png(folder / dataset / f"{stem}-target.png", item.target)
+                save_png(folder / dataset / f"{stem}-input.png", item.input)
+
+
+def format_row(row: Mapping[str, Any]) -> dict[str, str]:
+    """CSV text: metrics with 6 significant digits, None as empty, NaN as 'nan'."""
+    out = {}
+    for key in RESULT_FIELDS:
+        value = row.get(key)
+        if value is None:
+            out[key] = ""
+        elif isinstance(value, float):
+            out[key] = "nan" if math.isnan(value) else f"{value:.6g}" if math.isfinite(value) else str(value)
+        else:
+            out[key] = str(value)
+    return out

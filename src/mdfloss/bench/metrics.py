@@ -1,0 +1,100 @@
+r"""Per-image quality metrics of the benchmark (higher is better except LPIPS).
+
+Inputs are (N, 3, H, W) in [0, 1]. The benchmark measures the network's output after clamping
+to [0, 1] and rounding to 8 bits, i.e. exactly the PNG it saves, and drops ``crop_border``
+pixels on every side first (the scale factor for super-resolution, as is customary).
+
+* ``psnr``: :math:`10 \log_{10}(1 / \mathrm{MSE})` over the RGB values;
+* ``psnr_y``: the same on the luma of ITU-R BT.601 in studio range, as MATLAB's ``rgb2ycbcr``:
+  :math:`Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255`;
+* ``ssim``: SSIM (Gaussian window 11, sigma 1.5) on RGB, averaged over channels (pytorch_msssim);
+* ``ms_ssim``: 5-scale MS-SSIM on RGB (pytorch_msssim; the window narrows below 161 px, see
+  :func:`mdfloss.bench.losses.ms_ssim_window`);
+* ``lpips``: LPIPS with the VGG trunk (:class:`mdfloss.bench.perceptual.LPIPSVGGLoss`), lower is
+  better, only when its ImageNet and head weights are available.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from .losses import SSIM_SIGMA, SSIM_WINDOW, ms_ssim_value
+
+METRICS = ("psnr", "psnr_y", "ssim", "ms_ssim", "lpips")
+HIGHER_IS_BETTER = {"psnr": True, "psnr_y": True, "ssim": True, "ms_ssim": True, "lpips": False}
+LABELS = {"psnr": "PSNR [dB]", "psnr_y": "PSNR-Y [dB]", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "lpips": "LPIPS"}
+_Y_WEIGHTS = (65.481, 128.553, 24.966)
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """Clamp to [0, 1] and round to the nearest of 256 levels, as saving an 8-bit PNG does."""
+    return x.clamp(0, 1).mul(255).round().div(255)
+
+
+def crop_border(x: torch.Tensor, border: int) -> torch.Tensor:
+    return x[..., border : x.shape[-2] - border, border : x.shape[-1] - border] if border else x
+
+
+def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
+    """BT.601 studio-range luma in [16/255, 235/255]: (N, 3, H, W) -> (N, 1, H, W)."""
+    weights = x.new_tensor(_Y_WEIGHTS).view(1, 3, 1, 1)
+    return (16 + (x * weights).sum(dim=1, keepdim=True)) / 255
+
+
+def psnr(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Per-image PSNR in dB: (N,); infinite for identical images."""
+    mse = (prediction - target).double().square().flatten(1).mean(dim=1)
+    return 10 * torch.log10(data_range**2 / mse)
+
+
+def psnr_y(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR of the BT.601 luma: (N,)."""
+    return psnr(rgb_to_y(prediction), rgb_to_y(target))
+
+
+def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image SSIM averaged over channels: (N,)."""
+    from pytorch_msssim import ssim as library_ssim
+
+    return library_ssim(prediction, target, data_range=1.0, size_average=False, win_size=SSIM_WINDOW,
+                        win_sigma=SSIM_SIGMA)
+
+
+def ms_ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-image 5-scale MS-SSIM: (N,)."""
+    return ms_ssim_value(prediction, target, 1.0)
+
+
+class ImageMetrics:
+    """Computes every metric of one restored image against its reference.
+
+    ``lpips`` is a callable returning per-image distances (N,), or None when unavailable.
+    """
+
+    def __init__(self, *, crop: int = 0, lpips: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
+        if isinstance(crop, bool) or not isinstance(crop, int) or crop < 0:
+            raise ValueError(f"eval.crop_border: expected a non-negative int, got {crop!r}")
+        self.crop = crop
+        self.lpips = lpips
+
+    @torch.no_grad()
+    def __call__(self, prediction: torch.Tensor, target: torch.Tensor) -> dict[str, float | None]:
+        """(1, 3, H, W) pair -> {metric: value}; ``prediction`` is quantized first."""
+        if prediction.shape != target.shape or prediction.shape[0] != 1:
+            raise ValueError(
+                f"prediction and target: expected one image each of the same shape, got {tuple(prediction.shape)} "
+                f"and {tuple(target.shape)}"
+            )
+        p = crop_border(quantize(prediction.float()), self.crop)
+        t = crop_border(target.float(), self.crop)
+        values: dict[str, float | None] = {
+            "psnr": float(psnr(p, t)[0]),
+            "psnr_y": float(psnr_y(p, t)[0]),
+            "ssim": float(ssim(p, t)[0]),
+            "ms_ssim": float(ms_ssim(p, t)[0]) if min(p.shape[-2:]) > 32 else math.nan,
+            "lpips": float(self.lpips(p, t).reshape(-1)[0]) if self.lpips is not None else None,
+        }
+        return values

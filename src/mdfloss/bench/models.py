@@ -1,0 +1,192 @@
+"""Restoration networks of the paper's evaluation: EDSR (baseline), SRResNet and DnCNN.
+
+Images are (N, 3, H, W) in [0, 1]; outputs are not clamped. Sizes (``size=``):
+
+============  =====================================================  ==========================
+model         ``paper``                                              ``small`` (CPU runs)
+============  =====================================================  ==========================
+edsr          16 residual blocks, 64 channels, x4 (1,517,571 params)  4 blocks, 32 channels
+srresnet      16 residual blocks, 64 channels, x4 (1,550,659 params)  4 blocks, 32 channels
+dncnn         20 layers, 64 channels (669,379 params)                 8 layers, 32 channels
+============  =====================================================  ==========================
+
+* EDSR baseline (Lim et al. 2017): mean shift, head conv, B x (conv-ReLU-conv) + residual with
+  ``res_scale`` 1, conv, global skip, sub-pixel upsampler (conv to 4F, PixelShuffle(2) per
+  factor 2), output conv; no batch norm.
+* SRResNet (Ledig et al. 2017): 9x9 conv + PReLU, B x (conv-BN-PReLU-conv-BN) + residual,
+  conv-BN + global skip, upsampler (conv, PixelShuffle(2), PReLU per factor 2), 9x9 output
+  conv; linear output (no tanh) since images are in [0, 1].
+* DnCNN (Zhang et al. 2017): conv-ReLU, (D - 2) x (conv-BN-ReLU), conv, predicting the residual:
+  output = input - network(input). D = 20 is the depth of their blind colour (CDnCNN-B) and
+  JPEG (DnCNN-3) models.
+
+``start_from_input=True`` (off by default, on in the ``cpu-mini`` preset) makes the untrained
+network return its input: the last convolution starts at zero and, for EDSR and SRResNet, the
+output adds the bicubic upsampling of the input (PyTorch's bicubic, a = -0.75). A few hundred
+iterations then refine the degraded input instead of first learning to reproduce it, which
+from-scratch EDSR needs thousands of iterations for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
+"""RGB mean of DIV2K in [0, 1], as EDSR subtracts it."""
+
+MODEL_SIZES: dict[str, dict[str, dict[str, int]]] = {
+    "edsr": {"paper": {"blocks": 16, "features": 64}, "small": {"blocks": 4, "features": 32}},
+    "srresnet": {"paper": {"blocks": 16, "features": 64}, "small": {"blocks": 4, "features": 32}},
+    "dncnn": {"paper": {"depth": 20, "features": 64}, "small": {"depth": 8, "features": 32}},
+}
+MODEL_TASKS = {"edsr": ("sisr",), "srresnet": ("sisr",), "dncnn": ("denoise", "jpeg")}
+
+
+def _upsampler(features: int, scale: int, prelu: bool) -> nn.Sequential:
+    """Sub-pixel convolution: log2(scale) x [conv(F -> 4F), PixelShuffle(2), PReLU if ``prelu``]."""
+    if scale < 1 or scale & (scale - 1):
+        raise ValueError(f"scale: expected a power of two (1, 2, 4, 8), got {scale}")
+    layers: list[nn.Module] = []
+    for _ in range(scale.bit_length() - 1):
+        layers += [nn.Conv2d(features, 4 * features, 3, padding=1), nn.PixelShuffle(2)]
+        if prelu:
+            layers.append(nn.PReLU(features))
+    return nn.Sequential(*layers)
+
+
+class _EDSRBlock(nn.Module):
+    def __init__(self, features: int, res_scale: float) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(features, features, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(features, features, 3, padding=1)
+        )
+        self.res_scale = res_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.res_scale * self.body(x)
+
+
+class EDSR(nn.Module):
+    """EDSR: (N, 3, H, W) -> (N, 3, scale H, scale W)."""
+
+    def __init__(self, *, blocks: int = 16, features: int = 64, scale: int = 4, res_scale: float = 1.0,
+                 start_from_input: bool = False) -> None:
+        super().__init__()
+        _check_positive(blocks=blocks, features=features)
+        self.scale = scale
+        self.start_from_input = start_from_input
+        self.register_buffer("mean", torch.tensor(DIV2K_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.head = nn.Conv2d(3, features, 3, padding=1)
+        self.body = nn.Sequential(
+            *(_EDSRBlock(features, res_scale) for _ in range(blocks)), nn.Conv2d(features, features, 3, padding=1)
+        )
+        self.upsample = _upsampler(features, scale, prelu=False)
+        self.tail = nn.Conv2d(features, 3, 3, padding=1)
+        if start_from_input:
+            _zero(self.tail)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.head(x - self.mean)
+        h = h + self.body(h)
+        base = _bicubic(x, self.scale) if self.start_from_input else self.mean
+        return self.tail(self.upsample(h)) + base
+
+
+class _SRResNetBlock(nn.Module):
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(features, features, 3, padding=1), nn.BatchNorm2d(features), nn.PReLU(features),
+            nn.Conv2d(features, features, 3, padding=1), nn.BatchNorm2d(features),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class SRResNet(nn.Module):
+    """SRResNet: (N, 3, H, W) -> (N, 3, scale H, scale W)."""
+
+    def __init__(self, *, blocks: int = 16, features: int = 64, scale: int = 4, start_from_input: bool = False) -> None:
+        super().__init__()
+        _check_positive(blocks=blocks, features=features)
+        self.scale = scale
+        self.start_from_input = start_from_input
+        self.head = nn.Sequential(nn.Conv2d(3, features, 9, padding=4), nn.PReLU(features))
+        self.body = nn.Sequential(
+            *(_SRResNetBlock(features) for _ in range(blocks)),
+            nn.Conv2d(features, features, 3, padding=1), nn.BatchNorm2d(features),
+        )
+        self.upsample = _upsampler(features, scale, prelu=True)
+        self.tail = nn.Conv2d(features, 3, 9, padding=4)
+        if start_from_input:
+            _zero(self.tail)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.head(x)
+        h = h + self.body(h)
+        out = self.tail(self.upsample(h))
+        return out + _bicubic(x, self.scale) if self.start_from_input else out
+
+
+class DnCNN(nn.Module):
+    """DnCNN with residual learning: (N, 3, H, W) -> (N, 3, H, W) = input - predicted residual."""
+
+    def __init__(self, *, depth: int = 20, features: int = 64, start_from_input: bool = False) -> None:
+        super().__init__()
+        _check_positive(depth=depth - 2, features=features)
+        layers: list[nn.Module] = [nn.Conv2d(3, features, 3, padding=1), nn.ReLU(inplace=True)]
+        for _ in range(depth - 2):
+            layers += [nn.Conv2d(features, features, 3, padding=1, bias=False), nn.BatchNorm2d(features), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv2d(features, 3, 3, padding=1))
+        if start_from_input:
+            _zero(layers[-1])
+        self.body = nn.Sequential(*layers)
+        self.scale = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x - self.body(x)
+
+
+MODELS: dict[str, type[nn.Module]] = {"edsr": EDSR, "srresnet": SRResNet, "dncnn": DnCNN}
+
+
+def build_model(name: str, *, task: str, size: str = "paper", scale: int = 4, **overrides: Any) -> nn.Module:
+    """A model by name for ``task``, at a documented ``size``, with constructor ``overrides``.
+
+    >>> build_model("edsr", task="sisr", size="small").scale
+    4
+    """
+    if name not in MODELS:
+        raise ValueError(f"model: expected one of {sorted(MODELS)}, got {name!r}")
+    if task not in MODEL_TASKS[name]:
+        raise ValueError(f"model: {name!r} is for task(s) {MODEL_TASKS[name]}, got task {task!r}")
+    if size not in MODEL_SIZES[name]:
+        raise ValueError(f"size: expected one of {sorted(MODEL_SIZES[name])} for {name!r}, got {size!r}")
+    options: dict[str, Any] = dict(MODEL_SIZES[name][size])
+    if name != "dncnn":
+        options["scale"] = scale
+    options.update(overrides)
+    try:
+        return MODELS[name](**options)
+    except TypeError as error:
+        raise TypeError(f"model options for {name!r}: {error}") from None
+
+
+def _zero(conv: nn.Conv2d) -> None:
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+
+
+def _bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+
+
+def _check_positive(**values: int) -> None:
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{key}: expected a positive int, got {value!r}")

@@ -1,0 +1,346 @@
+"""Training one network with one loss: optimizer, schedule, validation, checkpoints, resume.
+
+A run's folder holds::
+
+    checkpoint.pt             last state: model, optimizer, scheduler, RNG states, best scores
+    best-val-loss.safetensors weights with the lowest validation loss (the paper's selection)
+    best-val-psnr.safetensors weights with the highest validation PSNR
+    train_log.csv             iteration, loss (mean over the last log_every), lr (of that iteration), seconds
+    val_log.csv               iteration, val_loss, val_psnr
+
+``checkpoint.pt`` is written every ``train.checkpoint_every`` iterations, at the end, and when
+SIGINT/SIGTERM or ``train.stop_after`` stops the run; it is loaded with ``weights_only=True``.
+Batches depend only on the iteration (see :mod:`mdfloss.bench.data`), so a resumed run
+continues exactly as if it had never stopped. Logs are written together with the checkpoint,
+so they always describe what the checkpoint holds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..weights import write_atomically
+from .data import EvalImage, IterationSampler, TrainPatches
+from .distributed import Context, StopFlag
+from .metrics import crop_border, psnr, quantize
+
+CHECKPOINT = "checkpoint.pt"
+BEST_FILES = {"val_loss": "best-val-loss.safetensors", "val_psnr": "best-val-psnr.safetensors"}
+TRAIN_LOG_FIELDS = ("iteration", "loss", "lr", "seconds")
+VAL_LOG_FIELDS = ("iteration", "val_loss", "val_psnr")
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped early (signal or ``train.stop_after``) after saving a checkpoint."""
+
+    def __init__(self, iteration: int, reason: str) -> None:
+        super().__init__(f"training stopped at iteration {iteration} ({reason}); resume with --resume")
+        self.iteration = iteration
+        self.reason = reason
+
+
+def build_optimizer(options: dict[str, Any], parameters: Any) -> torch.optim.Optimizer:
+    """``{type: adam, lr, betas, weight_decay, eps}`` or ``{type: sgd, lr, momentum, nesterov, weight_decay}``."""
+    options = dict(options)
+    kind = options.pop("type", None)
+    numbers = {k: float(v) for k, v in options.items() if k in ("lr", "weight_decay", "eps", "momentum")}
+    options.update(numbers)
+    if "betas" in options:
+        options["betas"] = tuple(float(b) for b in options["betas"])
+    classes = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+    if kind not in classes:
+        raise ValueError(f"train.optimizer.type: expected one of {sorted(classes)}, got {kind!r}")
+    try:
+        return classes[kind](parameters, **options)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"train.optimizer: {error}") from None
+
+
+def lr_factor(options: dict[str, Any], total: int) -> Callable[[int], float]:
+    """Learning-rate multiplier at iteration ``i`` of ``total``.
+
+    * ``constant``: 1;
+    * ``multistep``: ``gamma`` to the number of ``milestones`` (fractions of ``total``) passed;
+    * ``exponential``: from 1 to ``lr_end / lr`` geometrically over the run (``lr_end`` given
+      as an absolute rate, read against ``train.optimizer.lr``).
+    """
+    kind = options.get("type")
+    if kind == "constant":
+        return lambda i: 1.0
+    if kind == "multistep":
+        milestones = [float(m) for m in options.get("milestones", [])]
+        gamma = float(options.get("gamma", 0.1))
+        if not all(0 < m < 1 for m in milestones):
+            raise ValueError(f"train.scheduler.milestones: expected fractions of the run in (0, 1), got {milestones}")
+        steps = sorted(round(m * total) for m in milestones)
+        return lambda i: gamma ** sum(i >= s for s in steps)
+    if kind == "exponential":
+        ratio = float(options["end_factor"])
+        return lambda i: ratio ** (i / max(total - 1, 1))
+    raise ValueError(f"train.scheduler.type: expected constant, multistep or exponential, got {kind!r}")
+
+
+def build_scheduler(options: dict[str, Any], optimizer: torch.optim.Optimizer, total: int,
+                    base_lr: float) -> torch.optim.lr_scheduler.LambdaLR:
+    options = dict(options)
+    if options.get("type") == "exponential":
+        if "lr_end" not in options:
+            raise ValueError("train.scheduler.lr_end: expected the final learning rate of the exponential schedule")
+        options["end_factor"] = float(options["lr_end"]) / base_lr
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(options, total))
+
+
+@dataclass
+class RunResult:
+    """What training produced."""
+
+    iterations: int
+    seconds: float
+    best: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def write_csv(path: Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    """Write ``rows`` as CSV atomically."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    text = buffer.getvalue()
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as stream:
+        return list(csv.DictReader(stream))
+
+
+@torch.no_grad()
+def validate(model: nn.Module, loss_fn: nn.Module, images: Sequence[EvalImage], device: torch.device,
+             border: int) -> tuple[float, float]:
+    """Mean loss and mean PSNR (8-bit output, ``border`` px dropped) over the validation images."""
+    was_training = model.training
+    model.eval()
+    losses, psnrs = [], []
+    for item in images:
+        output = model(item.input.unsqueeze(0).to(device))
+        target = item.target.unsqueeze(0).to(device)
+        losses.append(float(loss_fn(output, target)))
+        psnrs.append(float(psnr(crop_border(quantize(output), border), crop_border(target, border))[0]))
+    model.train(was_training)
+    return sum(losses) / len(losses), sum(psnrs) / len(psnrs)
+
+
+def save_weights(path: Path, model: nn.Module) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    write_atomically(path, lambda tmp: save_file(tensors, tmp))
+
+
+def load_weights(path: Path, model: nn.Module) -> None:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise FileNotFoundError(f"model weights not found: {path}")
+    model.load_state_dict(load_file(path))
+
+
+class Trainer:
+    """Trains ``model`` with ``loss_fn`` on ``patches`` for ``total`` iterations in ``folder``."""
+
+    def __init__(self, *, folder: Path, model: nn.Module, loss_fn: nn.Module, patches: TrainPatches,
+                 config: dict[str, Any], total: int, identity: dict[str, Any], context: Context,
+                 val_images: Sequence[EvalImage] | None, border: int, stop: StopFlag | None = None,
+                 description: str = "") -> None:
+        self.folder = folder
+        self.model = model.to(context.device)
+        self.loss_fn = loss_fn
+        self.patches = patches
+        self.train_options = config["train"]
+        self.data_options = config["data"]
+        self.logging = config["logging"]
+        self.total = total
+        self.identity = identity
+        self.context = context
+        self.val_images = list(val_images or [])
+        self.border = border
+        self.stop = stop or StopFlag()
+        self.description = description
+        base_lr = float(self.train_options["optimizer"].get("lr", 0))
+        self.optimizer = build_optimizer(self.train_options["optimizer"], self.model.parameters())
+        self.scheduler = build_scheduler(self.train_options["scheduler"], self.optimizer, total, base_lr)
+        self.iteration = 0
+        self.seconds = 0.0
+        self.best: dict[str, dict[str, float]] = {}
+        self.train_rows: list[dict[str, Any]] = []
+        self.val_rows: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "iteration": self.iteration, "seconds": self.seconds, "identity": self.identity,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "rng": rng, "best": self.best,
+        }
+
+    def save_checkpoint(self) -> None:
+        if not self.context.is_main:
+            return
+        state = self.state()
+        write_atomically(self.folder / CHECKPOINT, lambda tmp: torch.save(state, tmp))
+        write_csv(self.folder / "train_log.csv", TRAIN_LOG_FIELDS, self.train_rows)
+        write_csv(self.folder / "val_log.csv", VAL_LOG_FIELDS, self.val_rows)
+
+    def load_checkpoint(self) -> None:
+        path = self.folder / CHECKPOINT
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state["identity"] != self.identity:
+            changed = sorted(k for k in set(state["identity"]) | set(self.identity)
+                             if state["identity"].get(k) != self.identity.get(k))
+            raise ValueError(
+                f"{path}: the checkpoint was made with different settings ({', '.join(changed)}); "
+                "resume with the same config or use another --out"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.iteration = int(state["iteration"])
+        self.seconds = float(state["seconds"])
+        self.best = state["best"]
+        self.train_rows = [r for r in read_csv(self.folder / "train_log.csv") if int(r["iteration"]) <= self.iteration]
+        self.val_rows = [r for r in read_csv(self.folder / "val_log.csv") if int(r["iteration"]) <= self.iteration]
+
+    # ------------------------------------------------------------------ loop
+    def run(self, *, resume: bool) -> RunResult:
+        """Train to ``total`` iterations (from the checkpoint when ``resume``)."""
+        if (self.folder / CHECKPOINT).is_file():
+            if not resume:
+                raise FileExistsError(
+                    f"{self.folder / CHECKPOINT} exists: pass --resume to continue it, or choose another --out"
+                )
+            self.load_checkpoint()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.iteration >= self.total:
+            return RunResult(self.iteration, self.seconds, self.best)
+        network = self._wrapped()
+        loader = self._loader()
+        progress = self._progress()
+        writer = self._tensorboard()
+        self.model.train()
+        started = time.perf_counter() - self.seconds
+        window: list[float] = []
+        try:
+            for inputs, targets in loader:
+                lr = self.optimizer.param_groups[0]["lr"]
+                loss = self._step(network, inputs, targets)
+                window.append(loss)
+                self.iteration += 1
+                self.seconds = time.perf_counter() - started
+                progress.update(1)
+                if self.iteration % self.train_options["log_every"] == 0 or self.iteration == self.total:
+                    mean = self.context.mean(sum(window) / len(window))
+                    window.clear()
+                    self.train_rows.append({"iteration": self.iteration, "loss": f"{mean:.6g}", "lr": f"{lr:.6g}",
+                                            "seconds": f"{self.seconds:.1f}"})
+                    progress.set_postfix(loss=f"{mean:.4g}", lr=f"{lr:.2g}")
+                    if writer is not None:
+                        writer.add_scalar("train/loss", mean, self.iteration)
+                        writer.add_scalar("train/lr", lr, self.iteration)
+                if self.iteration % self.train_options["val_every"] == 0 or self.iteration == self.total:
+                    self._validate(writer)
+                stop_after = self.train_options["stop_after"]
+                reason = self.stop.signal_name if self.stop.requested else None
+                if reason is None and stop_after is not None and self.iteration >= stop_after:
+                    reason = f"train.stop_after={stop_after}"
+                stopping = self.context.any(reason is not None)
+                if stopping or self.iteration % self.train_options["checkpoint_every"] == 0 or self.iteration == self.total:
+                    self.save_checkpoint()
+                    self.context.barrier()
+                if stopping and self.iteration < self.total:
+                    raise TrainingInterrupted(self.iteration, reason or "another process was stopped")
+        finally:
+            progress.close()
+            if writer is not None:
+                writer.close()
+        return RunResult(self.iteration, self.seconds, self.best)
+
+    def _step(self, network: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+        device = self.context.device
+        inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        loss = self.loss_fn(network(inputs), targets)
+        value = float(loss.detach())
+        if self.context.any(not math.isfinite(value)):
+            raise FloatingPointError(
+                f"{self.description}: the training loss became {value} at iteration {self.iteration + 1} "
+                "(lower train.optimizer.lr or set train.grad_clip)"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.train_options["grad_clip"] is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.train_options["grad_clip"])
+        self.optimizer.step()
+        self.scheduler.step()
+        return value
+
+    def _validate(self, writer: Any) -> None:
+        if self.context.is_main and self.val_images:
+            val_loss, val_psnr = validate(self.model, self.loss_fn, self.val_images, self.context.device, self.border)
+            self.val_rows.append({"iteration": self.iteration, "val_loss": f"{val_loss:.6g}", "val_psnr": f"{val_psnr:.4f}"})
+            for key, value, better in (("val_loss", val_loss, val_loss.__lt__), ("val_psnr", val_psnr, val_psnr.__gt__)):
+                if key not in self.best or better(self.best[key]["value"]):
+                    self.best[key] = {"value": value, "iteration": self.iteration}
+                    save_weights(self.folder / BEST_FILES[key], self.model)
+            if writer is not None:
+                writer.add_scalar("val/loss", val_loss, self.iteration)
+                writer.add_scalar("val/psnr", val_psnr, self.iteration)
+        self.context.barrier()
+
+    def _wrapped(self) -> nn.Module:
+        if not self.context.distributed:
+            return self.model
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [self.context.device.index] if self.context.device.type == "cuda" else None
+        return DistributedDataParallel(self.model, device_ids=device_ids)
+
+    def _loader(self) -> torch.utils.data.DataLoader:
+        sampler = IterationSampler(self.iteration, self.total, self.data_options["batch_size"], self.context.rank,
+                                   self.context.world_size)
+        workers = self.data_options["workers"]
+        return torch.utils.data.DataLoader(
+            self.patches, batch_size=sampler.local, sampler=sampler, num_workers=workers,
+            pin_memory=self.context.device.type == "cuda", persistent_workers=False,
+        )
+
+    def _progress(self) -> Any:
+        from tqdm import tqdm
+
+        return tqdm(total=self.total, initial=self.iteration, desc=self.description, dynamic_ncols=True,
+                    disable=not (self.logging["progress"] and self.context.is_main), leave=False)
+
+    def _tensorboard(self) -> Any:
+        if not (self.logging["tensorboard"] and self.context.is_main):
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as error:
+            raise RuntimeError(f"logging.tensorboard: needs the tensorboard package ({error})") from None
+        return SummaryWriter(log_dir=str(self.folder / "tensorboard"), purge_step=self.iteration + 1)

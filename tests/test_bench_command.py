@@ -1,0 +1,162 @@
+"""``mdfloss bench`` end to end on tiny images: results, report, resume, estimate, skipped losses."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import pytest
+import torch
+from conftest import make_pyramid, shared_path
+from test_bench_data import write_images
+
+from mdfloss import read_metadata, save_pyramid
+from mdfloss.bench.command import EXIT_INTERRUPTED
+from mdfloss.cli import main
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench-data")
+    write_images(root / "train", 3, (60, 52), seed=0)
+    write_images(root / "val", 2, (40, 40), seed=1)
+    write_images(root / "test", 2, (56, 48), seed=2)
+    save_pyramid(root / "tiny.safetensors", make_pyramid([4, 4]), {"task": "sisr"})
+    return root
+
+
+def bench_args(folders, out, *extra):
+    return [
+        "bench", "--task", "sisr", "--model", "edsr", "--train-dir", str(folders / "train"),
+        "--val-dir", str(folders / "val"), "--test-dir", str(folders / "test"), "--iters", "4",
+        "--set", "model.size=small", "--set", "model.blocks=1", "--set", "model.features=8",
+        "--set", "data.patch_size=36", "--set", "data.batch_size=2", "--set", "train.val_every=2",
+        "--set", "data.val_crop=36", "--no-progress", "--out", str(out), *extra,
+    ]
+
+
+LOSSES = ["--losses", "l2,msssim+l1,mdf,vgg", "--mdf", "PLACEHOLDER", "--vgg-weights", "/nonexistent/vgg16.pth",
+          "--set", "optional_losses=[vgg]"]
+
+
+def losses_for(folders):
+    return [str(folders / "tiny.safetensors") if a == "PLACEHOLDER" else a for a in LOSSES]
+
+
+@pytest.fixture(scope="module")
+def finished(folders, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench-out")
+    assert main(bench_args(folders, out, *losses_for(folders))) == 0
+    return out
+
+
+def read_rows(path):
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_results_have_the_specified_columns_and_a_row_per_loss_and_image(finished):
+    with open(finished / "results.csv") as stream:
+        header = stream.readline().strip()
+    assert header == "task,model,loss,dataset,image,psnr,psnr_y,ssim,ms_ssim,lpips"
+    rows = read_rows(finished / "results.csv")
+    assert [(r["loss"], r["image"]) for r in rows] == [
+        (loss, image) for loss in ("l2", "msssim+l1", "mdf") for image in ("im0.png", "im1.png")
+    ]
+    assert {r["dataset"] for r in rows} == {"test/x4"} and all(r["lpips"] == "" for r in rows)
+    assert all(10 < float(r["psnr"]) < 60 and 0 < float(r["ms_ssim"]) <= 1 for r in rows)
+
+
+def test_the_degraded_input_is_measured_as_a_baseline(finished):
+    import numpy as np
+    from PIL import Image
+
+    from mdfloss.bench.metrics import psnr
+
+    rows = read_rows(finished / "sisr-edsr" / "input_results.csv")
+    assert [r["loss"] for r in rows] == ["input", "input"]
+    folder = finished / "sisr-edsr" / "reference" / "test" / "x4"
+    load = lambda name: torch.from_numpy(np.asarray(Image.open(folder / name), dtype=np.float32) / 255).permute(2, 0, 1)[None]  # noqa: E731
+    upsampled = torch.nn.functional.interpolate(load("im0-input.png"), scale_factor=4, mode="bicubic", align_corners=False)
+    upsampled = upsampled.clamp(0, 1).mul(255).round().div(255)[..., 4:-4, 4:-4]
+    expected = float(psnr(upsampled, load("im0-target.png")[..., 4:-4, 4:-4])[0])
+    assert float(rows[0]["psnr"]) == pytest.approx(expected, abs=1e-3)
+    assert "| (input) |" in (finished / "report.md").read_text()
+
+
+def test_report_files_are_written_and_consistent(finished):
+    md = (finished / "report.md").read_text()
+    assert "| dataset | metric | l2 | msssim+l1 | mdf |" in md
+    assert "Skipped `vgg`" in md and "mdf against each other loss" in md
+    html = (finished / "report.html").read_text()
+    sources = re.findall(r'src="([^"]+)"', html)
+    assert any("violin-psnr" in s for s in sources) and any("crops-test-x4" in s for s in sources)
+    assert all((finished / s).is_file() for s in sources)
+    manifest = json.loads((finished / "manifest.json").read_text())
+    runs = manifest["experiments"]["sisr-edsr"]["runs"]
+    assert runs["mdf"]["spec"].endswith("tiny.safetensors") and runs["l2"]["iterations"] == 4
+
+
+def test_resume_of_a_finished_benchmark_changes_nothing(folders, finished):
+    before = (finished / "results.csv").read_text()
+    assert main(bench_args(folders, finished, *losses_for(folders), "--resume")) == 0
+    assert (finished / "results.csv").read_text() == before
+
+
+def test_rerun_without_resume_is_refused(folders, finished):
+    with pytest.raises(FileExistsError, match="--resume"):
+        main(bench_args(folders, finished, *losses_for(folders)))
+
+
+def test_stopped_then_resumed_benchmark_equals_the_uninterrupted_one(folders, finished, tmp_path):
+    assert main(bench_args(folders, tmp_path, *losses_for(folders), "--stop-after", "3")) == EXIT_INTERRUPTED
+    assert not (tmp_path / "results.csv").is_file() or read_rows(tmp_path / "results.csv") == []
+    assert main(bench_args(folders, tmp_path, *losses_for(folders), "--resume")) == 0
+    assert read_rows(tmp_path / "results.csv") == read_rows(finished / "results.csv")
+
+
+def test_report_only_rebuilds_the_report(folders, finished):
+    (finished / "report.md").unlink()
+    assert main(["bench", "--report-only", "--out", str(finished)]) == 0
+    assert (finished / "report.md").is_file()
+
+
+def test_a_required_loss_without_weights_fails_before_training(folders, tmp_path):
+    with pytest.raises(FileNotFoundError, match="loss 'vgg'.*vgg16.pth"):
+        main(bench_args(folders, tmp_path, "--losses", "l2,vgg", "--vgg-weights", "/nonexistent/vgg16.pth"))
+    assert not list(tmp_path.glob("sisr-edsr/*/checkpoint.pt"))
+
+
+def test_tensorboard_without_its_package_is_explained(folders, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        pytest.skip("tensorboard is installed: nothing to explain")
+    with pytest.raises(RuntimeError, match="tensorboard package"):
+        main(bench_args(folders, tmp_path, "--losses", "l2", "--tensorboard"))
+
+
+def test_estimate_prints_a_duration_table(folders, tmp_path, capsys):
+    assert main(bench_args(folders, tmp_path, "--losses", "l2,l1", "--estimate")) == 0
+    table = capsys.readouterr().out
+    assert re.search(r"\| sisr-edsr \| l2 \| [0-9.]+ \| 4 \|", table) and "| **all** |" in table
+
+
+def test_authors_weights_are_converted_and_used_as_mdf_official(folders, tmp_path):
+    official = shared_path("anchors", "mdf-official")
+    args = bench_args(folders, tmp_path, "--losses", "mdf-official", "--official-dir", str(official))
+    args[args.index("4")] = "1"  # one iteration
+    assert main(args) == 0
+    converted = tmp_path / "weights" / "mdf-official-Ds_SISR.safetensors"
+    assert read_metadata(converted)["official_file"]["name"] == "Ds_SISR.pth"
+    run = json.loads((tmp_path / "manifest.json").read_text())["experiments"]["sisr-edsr"]["runs"]["mdf-official"]
+    assert run["mdf_options"] == {"features": "official", "scales": 8}
