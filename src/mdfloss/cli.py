@@ -15,6 +15,7 @@ COMMANDS = {
     "train": ("mdfloss.train.command", "train a task-specific MDF loss on one seed image (phase 1)"),
     "convert": ("mdfloss.official_command", "convert the authors' Ds_*.pth into an mdfloss weight file, safely"),
     "analyze": ("mdfloss.analysis.command", "what a loss penalises: sensitivity to distortions at matched PSNR"),
+    "bench": ("mdfloss.bench.command", "train restoration networks with each loss and compare them (report)"),
 }
 
 
