@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 from .discriminator import DiscriminatorPyramid, PatchDiscriminator
 from .loss import MDFLoss, mdf_loss, pretrained_names
 from .official import UnsafePickleError
+from .train import train_loss
 from .weights import WeightFileError, load_pyramid, read_metadata, save_pyramid
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "pretrained_names",
     "read_metadata",
     "save_pyramid",
+    "train_loss",
 ]
