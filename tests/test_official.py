@@ -227,7 +227,13 @@ def test_official_loss_value_full_size():
     crit = MDFLoss.from_official(official("Ds_JPEG.pth"), features="official", scales=OFFICIAL_SCALES)
     with torch.no_grad():
         loss = crit(prediction, target)
-    assert torch.allclose(loss, authors_loss(target, prediction, "Ds_JPEG.pth").mean(), rtol=1e-5, atol=0)
+    # At full size the features of x and y nearly cancel and float32 loses ~1e-4 relative, so
+    # float32 results are judged against the float64 value: mdfloss must be at least as close to
+    # it as the direct float32 implementation is (the float64 paths agree to 1e-10 above).
+    reference = authors_loss(target.double(), prediction.double(), "Ds_JPEG.pth").mean()
+    direct = authors_loss(target, prediction, "Ds_JPEG.pth").mean().double()
+    tolerance = max(2 * abs(direct - reference).item(), 1e-5 * reference.item())
+    assert abs(loss.double() - reference).item() <= tolerance
 
 
 @pytest.mark.parametrize("device", [d for d in DEVICES if d != "cpu"])

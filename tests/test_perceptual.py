@@ -82,19 +82,16 @@ def test_lpips_loss_equals_the_lpips_formula_written_out(tmp_path):
     torch.testing.assert_close(crit(prediction, target), expected, rtol=1e-5, atol=1e-8)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: VGGPerceptualLoss(weights="random"), lambda: LPIPSVGGLoss(weights="random", heads="uniform"),
-])
-def test_identical_images_give_zero_and_different_images_a_positive_loss(make):
-    crit = make()
+def test_identical_images_give_zero_and_different_images_a_positive_loss():
     prediction, target = image_pair()
-    assert crit(target, target) == 0
-    assert crit(prediction, target) > 0
+    for crit in (VGGPerceptualLoss(weights="random"), LPIPSVGGLoss(weights="random", heads="uniform")):
+        assert crit(target, target) == 0
+        assert crit(prediction, target) > 0
 
 
 def test_reductions_agree_and_none_returns_one_value_per_sample():
-    prediction, target = image_pair(shape=(3, 3, 16, 16))
-    crit = VGGPerceptualLoss(weights="random", reduction="none")
+    prediction, target = image_pair(shape=(3, 3, 8, 8))
+    crit = VGGPerceptualLoss(weights="random", layers=("relu1_2", "relu2_2"), reduction="none")
     per_sample = crit(prediction, target)
     assert per_sample.shape == (3,)
     crit.reduction = "sum"
@@ -121,7 +118,7 @@ def test_perceptual_gradient_matches_finite_differences_in_float64():
     crit = VGGPerceptualLoss(weights="random", layers=("relu1_2", "relu2_2"), check_range=False).double()
     prediction, target = image_pair(shape=(1, 1, 4, 4), dtype=torch.float64)
     prediction.requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda p: crit(p, target), (prediction,))
+    assert torch.autograd.gradcheck(lambda p: crit(p, target), (prediction,), fast_mode=True)
 
 
 def test_lpips_gradient_matches_finite_differences_in_float64():
@@ -202,7 +199,7 @@ def test_shallow_layers_accept_smaller_images():
 
 
 def test_vgg_is_frozen_and_stays_in_eval_mode():
-    crit = LPIPSVGGLoss(weights="random", heads="uniform").train()
+    crit = VGGPerceptualLoss(weights="random", layers=("relu2_2",)).train()
     assert crit.training and not crit.vgg.training
     assert not any(p.requires_grad for p in crit.parameters())
     prediction, target = image_pair()
@@ -215,7 +212,7 @@ def test_vgg_is_frozen_and_stays_in_eval_mode():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_losses_run_on_every_device_and_dtype(device, dtype):
     prediction, target = image_pair(dtype=dtype)
-    for crit in (VGGPerceptualLoss(weights="random"), LPIPSVGGLoss(weights="random", heads="uniform")):
+    for crit in (VGGPerceptualLoss(weights="random", layers=("relu3_3",)), LPIPSVGGLoss(weights="random", heads="uniform")):
         expected = crit.double()(prediction.double(), target.double())
         crit = crit.to(device=device, dtype=dtype)
         value = crit(prediction.to(device), target.to(device))
