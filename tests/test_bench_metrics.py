@@ -10,14 +10,6 @@ import torch
 from mdfloss.bench.metrics import ImageMetrics, crop_border, psnr, psnr_y, quantize, rgb_to_y
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_psnr_of_a_uniform_offset_is_minus_twenty_log_of_it():
     target = torch.full((2, 3, 8, 8), 0.5)
     prediction = target + torch.tensor([0.1, 0.01]).view(2, 1, 1, 1)

@@ -29,14 +29,6 @@ from mdfloss.bench.train import (
 TOTAL = 6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_multistep_schedule_multiplies_by_gamma_at_fractions_of_the_run():
     factor = lr_factor({"type": "multistep", "milestones": [0.5, 0.8], "gamma": 0.1}, 10)
     assert [factor(i) for i in (0, 4, 5, 7, 8, 9)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
