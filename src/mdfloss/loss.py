@@ -9,9 +9,26 @@ where :math:`\phi^k_l` is feature ``l`` of discriminator ``k`` and :math:`m` map
 ``[0, data_range]`` linearly onto the range the discriminators were trained on. Every
 discriminator sees the same full-resolution pair: no resizing (paper, section 3.2).
 
-In eval mode a ConvBlock is an affine convolution followed by LeakyReLU, so BatchNorm is folded
-into the convolution weights (``w' = w * g / sqrt(v + eps)``, ``b' = (b - mu) * g / sqrt(v + eps) + beta``),
-and target features are computed without autograd unless the target requires grad.
+How it is computed, and why (benchmarks/loss_cost.py measures each step):
+
+* In eval mode a ConvBlock is an affine convolution followed by LeakyReLU, so BatchNorm is folded
+  into the convolution weights (``w' = w * g / sqrt(v + eps)``, ``b' = (b - mu) * g / sqrt(v + eps) + beta``).
+* The usual case (float32/float64, frozen discriminators, a target without grad, no autocast, no
+  torch.compile) runs each discriminator as one autograd Function, :class:`_PairDistance`, with a
+  hand-written backward. Its forward runs target and prediction through the convolutions with
+  LeakyReLU applied in place, keeps only what the backward needs (the prediction's activations
+  for the LeakyReLU slopes and the feature differences ``d_l``), and sums each ``d_l^2`` with
+  torch.sum (cascade summation: accurate over millions of elements). The tail is linear, so
+  its difference is one convolution of ``d`` at the last body layer instead of two. Its backward is
+  ``g_l = leaky'(a_l) * (conv_transpose(g_{l+1}, w_{l+1}) + 2 s d_l / n_l)``, with ``s`` the
+  incoming per-sample gradient: no autograd graph, no squared-difference temporaries. On the
+  CPU the feature maps are channels-last, where oneDNN's 3x3 convolutions with 32-64
+  channels run markedly faster than in NCHW.
+* Every other case (half precision, autocast, a target or discriminators that require grad,
+  torch.compile and torch.func transforms, which trace plain ops) takes the plain autograd form,
+  :func:`_features` and :func:`_feature_distance`; both forms give the same values to float
+  precision. A backward with ``create_graph=True`` through the Function differentiates the
+  plain form, so higher derivatives stay exact.
 """
 
 from __future__ import annotations
@@ -72,6 +89,92 @@ def _feature_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).square().flatten(1).mean(dim=1)
 
 
+_FEATURE_LAYERS = {"paper": (0, 1, 2, 3, 4), "official": (0, 3, 4)}
+"""Which of the 5 outputs (4 LeakyReLU outputs, then the tail map) each feature set compares."""
+
+
+def _fused_path_applies(prediction: torch.Tensor, target: torch.Tensor, pyramid: DiscriminatorPyramid) -> bool:
+    """True when :class:`_PairDistance` gives the plain form's values and gradients."""
+    return (
+        prediction.dtype in (torch.float32, torch.float64)
+        and not target.requires_grad
+        and not torch.is_autocast_enabled(prediction.device.type)
+        and not torch.compiler.is_compiling()
+        and not torch._C._functorch.is_functorch_wrapped_tensor(prediction)  # torch.func.grad, vmap, ...
+        and not any(p.requires_grad for p in pyramid.parameters())
+    )
+
+
+def _squared_norm_mean(d: torch.Tensor) -> torch.Tensor:
+    """mean over (C, H, W) of d^2: (N,). Not ``vector_norm(d) ** 2``: one pass, but it sums in
+    float32 without torch.sum's cascade and is off by ~1e-3 relative for 10^7 elements."""
+    return d.square().sum(dim=(1, 2, 3)) / d[0].numel()
+
+
+class _PairDistance(torch.autograd.Function):
+    """Summed feature distance of one discriminator, with a hand-written backward: (N,).
+
+    ``apply(prediction, target, feature_set, w0, b0, ..., w4, b4)`` with the folded layers;
+    only ``prediction`` gets a gradient.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, prediction: torch.Tensor, target: torch.Tensor, feature_set: str,
+                *tensors: torch.Tensor) -> torch.Tensor:
+        layout = _layout(prediction)
+        weights, biases = [w.contiguous(memory_format=layout) for w in tensors[0::2]], tensors[1::2]
+        compared, last = _FEATURE_LAYERS[feature_set], len(weights) - 2
+        keep = ctx.needs_input_grad[0]
+        hp, ht = prediction.contiguous(memory_format=layout), target.contiguous(memory_format=layout)
+        total = prediction.new_zeros(prediction.shape[0])
+        activations, differences = [], []
+        for layer in range(last + 1):
+            hp = F.leaky_relu_(F.conv2d(hp, weights[layer], biases[layer]), LEAKY_SLOPE)
+            ht = F.leaky_relu_(F.conv2d(ht, weights[layer], biases[layer]), LEAKY_SLOPE)
+            difference = hp - ht if layer in compared or layer == last else None
+            if layer in compared:
+                total += _squared_norm_mean(difference)
+            if keep:
+                activations.append(hp)
+                differences.append(difference if layer in compared else None)
+        # The tail is linear: tail(hp) - tail(ht) = conv(hp - ht) without the bias.
+        difference = F.conv2d(difference, weights[-1])
+        total += _squared_norm_mean(difference)
+        if keep:
+            differences.append(difference)
+            ctx.feature_set, ctx.compared = feature_set, [d is not None for d in differences]
+            ctx.save_for_backward(prediction, target, *tensors, *activations, *(d for d in differences if d is not None))
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad_total: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        prediction, target, *saved = ctx.saved_tensors
+        count = len(ctx.compared)
+        tensors, activations, kept = saved[: 2 * count], saved[2 * count: 3 * count - 1], iter(saved[3 * count - 1:])
+        nothing = (None,) * (2 + len(tensors))  # target, feature_set, tensors
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the plain autograd form
+            layers = list(zip(tensors[0::2], tensors[1::2]))
+            pairs = zip(_features(prediction, layers, ctx.feature_set), _features(target, layers, ctx.feature_set))
+            distance = sum(_feature_distance(fp, ft) for fp, ft in pairs)
+            return (torch.autograd.grad(distance, prediction, grad_total, create_graph=True)[0], *nothing)
+        weights = [w.contiguous(memory_format=_layout(prediction)) for w in tensors[0::2]]
+        differences = [next(kept) if compared else None for compared in ctx.compared]
+        scale = 2 * grad_total.view(-1, 1, 1, 1)
+        grad = differences[-1] * (scale / differences[-1][0].numel())
+        for layer in range(count - 2, -1, -1):
+            grad = F.conv_transpose2d(grad, weights[layer + 1])
+            if differences[layer] is not None:
+                grad.addcmul_(differences[layer], scale / differences[layer][0].numel())
+            grad = torch.ops.aten.leaky_relu_backward(grad, activations[layer], LEAKY_SLOPE, True)
+        grad = F.conv_transpose2d(grad, weights[0])  # prediction's own layout, as gradcheck expects
+        return (grad.contiguous() if prediction.is_contiguous() else grad, *nothing)
+
+
+def _layout(x: torch.Tensor) -> torch.memory_format:
+    """Channels-last on the CPU (oneDNN's fast layout for these convolutions), else NCHW."""
+    return torch.channels_last if x.device.type == "cpu" else torch.contiguous_format
+
+
 def mdf_loss(
     prediction: torch.Tensor,
     target: torch.Tensor,
@@ -105,8 +208,15 @@ def mdf_loss(
         prediction, target = prediction.expand(-1, 3, -1, -1), target.expand(-1, 3, -1, -1)
     dtype = prediction.dtype
     total = prediction.new_zeros(prediction.shape[0], dtype=torch.promote_types(dtype, torch.float32))
+    fused = _fused_path_applies(prediction, target, pyramid)
+    if fused and not torch.is_grad_enabled():
+        prediction = prediction.detach()  # so that _PairDistance keeps nothing for a backward
     for index in indices:
         layers = folded_layers(pyramid[index], dtype)
+        if fused:
+            tensors = [t for layer in layers for t in layer]
+            total = total + _PairDistance.apply(prediction, target, features, *tensors)
+            continue
         with torch.set_grad_enabled(torch.is_grad_enabled() and target.requires_grad):
             target_features = _features(target, layers, features)
         for fp, ft in zip(_features(prediction, layers, features), target_features):

@@ -177,7 +177,11 @@ def _pools_before(layers: Sequence[str]) -> tuple[int, str]:
 
 
 class _VGGLoss(nn.Module):
-    """Shared parts: frozen VGG16 in eval mode, input checks, [0, data_range] -> [0, 1], reduction."""
+    """Shared parts: frozen VGG16 in eval mode, input checks, [0, data_range] -> [0, 1], reduction.
+
+    The features are computed in the dtype of the loss's weights (``.double()`` the loss for
+    float64), or as autocast decides; the distances in at least float32.
+    """
 
     higher_is_better = False
     is_differentiable = True
