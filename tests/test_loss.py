@@ -134,6 +134,45 @@ def test_gradient_matches_finite_differences_in_float64():
     assert torch.autograd.gradcheck(lambda p, t: crit(p, t), (prediction, target), fast_mode=True)
 
 
+@pytest.mark.parametrize("features", ["paper", "official"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_hand_written_backward_equals_autograd_through_the_oracle(features, dtype):
+    # A target without grad takes the fused path with its own backward; the oracle is plain autograd.
+    pyramid = make_pyramid([4, 6]).to(dtype)
+    prediction, target = image_pair(shape=(3, 3, 17, 14), dtype=dtype)
+    weights = torch.tensor([1.0, -2.0, 0.5], dtype=dtype)  # per-sample incoming gradients
+    fused = prediction.clone().requires_grad_(True)
+    (MDFLoss(pyramid, features=features, reduction="none")(fused, target) * weights).sum().backward()
+    direct = prediction.clone().requires_grad_(True)
+    (oracle_loss(direct, target, pyramid, features=features, scales=[0, 1]) * weights).sum().backward()
+    tolerance = {"rtol": 1e-4, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    torch.testing.assert_close(fused.grad, direct.grad, **tolerance)
+
+
+def test_second_derivatives_match_finite_differences_in_float64():
+    crit = MDFLoss(make_pyramid([2, 3]), input_range=(0, 1), check_range=False).double()
+    prediction, target = image_pair(shape=(1, 3, 12, 12), dtype=torch.float64)
+    prediction.requires_grad_(True)
+    assert torch.autograd.gradgradcheck(lambda p: crit(p, target), (prediction,), fast_mode=True)
+
+
+def test_torch_func_grad_equals_backward():
+    crit = MDFLoss(make_pyramid([4, 6]))
+    prediction, target = image_pair()
+    leaf = prediction.clone().requires_grad_(True)
+    crit(leaf, target).backward()
+    torch.testing.assert_close(torch.func.grad(lambda p: crit(p, target))(prediction), leaf.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_value_without_grad_equals_value_with_grad():
+    crit = MDFLoss(make_pyramid([4, 6]), reduction="none")
+    prediction, target = image_pair()
+    with torch.no_grad():
+        without = crit(prediction, target)
+    assert without.grad_fn is None
+    torch.testing.assert_close(without, crit(prediction.requires_grad_(True), target).detach())
+
+
 def test_target_without_grad_gets_no_graph_and_with_grad_gets_the_mirrored_gradient():
     crit = MDFLoss(make_pyramid([4, 6]))
     prediction, target = image_pair()

@@ -43,12 +43,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_image_pair
+from ._checks import check_data_range, check_image_pair, check_reduction
 from .discriminator import FEATURE_SETS, LEAKY_SLOPE, RECEPTIVE_FIELD, PatchDiscriminator
 from .discriminator import DiscriminatorPyramid
 from .weights import SUFFIX, load_pyramid, save_pyramid
 
-REDUCTIONS = ("mean", "sum", "none")
 PRETRAINED_PACKAGE = "mdfloss.pretrained"
 _MIN_SIZE_REASON = "the receptive field of the discriminators' five unpadded 3x3 convolutions"
 
@@ -350,9 +349,7 @@ def pretrained_names() -> list[str]:
 def _check_options(features: str, reduction: str, data_range: float, input_range: Sequence[float]) -> None:
     if features not in FEATURE_SETS:
         raise ValueError(f"features: expected one of {FEATURE_SETS}, got {features!r}")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
-    if isinstance(data_range, bool) or not isinstance(data_range, (int, float)) or not data_range > 0:
-        raise ValueError(f"data_range: expected a positive number such as 1.0 or 255.0, got {data_range!r}")
+    check_reduction(reduction)
+    check_data_range(data_range)
     if not input_range[0] < input_range[1]:
         raise ValueError(f"input_range: expected (low, high) with low < high, got {tuple(input_range)}")

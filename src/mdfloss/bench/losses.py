@@ -52,9 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_image_pair
+from .._checks import check_data_range, check_image_pair, check_reduction
 
-REDUCTIONS = ("mean", "sum", "none")
 LOSS_NAMES = ("l1", "l2", "ssim", "msssim", "msssim+l1", "vgg", "lpips", "mdf:NAME_OR_PATH")
 PERCEPTUAL_NAMES = ("vgg", "lpips")
 ALIASES = {"msssim_l1": "msssim+l1", "mse": "l2", "mae": "l1"}
@@ -80,16 +79,6 @@ def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
     return per_sample
 
 
-def _check_reduction(reduction: str) -> None:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
-
-
-def _check_data_range(data_range: float) -> None:
-    if isinstance(data_range, bool) or not isinstance(data_range, (int, float)) or not data_range > 0:
-        raise ValueError(f"data_range: expected a positive number such as 1.0 or 255.0, got {data_range!r}")
-
-
 def _float32_at_least(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
@@ -104,8 +93,8 @@ class _PairLoss(nn.Module):
 
     def __init__(self, *, data_range: float = 1.0, reduction: str = "mean") -> None:
         super().__init__()
-        _check_data_range(data_range)
-        _check_reduction(reduction)
+        check_data_range(data_range)
+        check_reduction(reduction)
         self.data_range = float(data_range)
         self.reduction = reduction
 
@@ -383,8 +372,8 @@ def build_loss(
     Returns a single module for a one-term spec with weight 1, else a :class:`WeightedSum`.
     Raises ValueError for a bad spec, FileNotFoundError for missing weights.
     """
-    _check_reduction(reduction)
-    _check_data_range(data_range)
+    check_reduction(reduction)
+    check_data_range(data_range)
     terms = parse_loss_spec(spec)
     modules = [
         _build_term(term.name, reduction=reduction, data_range=data_range, mdf_options=mdf_options or {},

@@ -29,7 +29,7 @@ import torch.hub
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_image_pair
+from .._checks import check_data_range, check_image_pair, check_reduction
 
 VGG16_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 """torchvision's configuration "D": output channels of each 3x3 convolution, "M" a 2x2 max-pool."""
@@ -45,7 +45,6 @@ LPIPS_SHIFT = (-0.030, -0.088, -0.188)
 LPIPS_SCALE = (0.458, 0.448, 0.450)
 LPIPS_HEADS_FILE = Path("weights") / "v0.1" / "vgg.pth"
 LPIPS_EPS = 1e-10
-REDUCTIONS = ("mean", "sum", "none")
 RANDOM = "random"
 UNIFORM = "uniform"
 
@@ -160,16 +159,6 @@ def _vgg16(weights: str | os.PathLike[str] | None) -> VGG16Features:
     return vgg
 
 
-def _check_reduction(reduction: str) -> None:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
-
-
-def _check_data_range(data_range: float) -> None:
-    if isinstance(data_range, bool) or not isinstance(data_range, (int, float)) or not data_range > 0:
-        raise ValueError(f"data_range: expected a positive number such as 1.0 or 255.0, got {data_range!r}")
-
-
 def _pools_before(layers: Sequence[str]) -> tuple[int, str]:
     """(number of 2x2 max-pools up to the deepest of ``layers``, that layer's name)."""
     deepest = max(LAYER_NAMES.index(name) for name in layers)
@@ -191,8 +180,8 @@ class _VGGLoss(nn.Module):
         reduction: str, check_range: bool,
     ) -> None:
         super().__init__()
-        _check_reduction(reduction)
-        _check_data_range(data_range)
+        check_reduction(reduction)
+        check_data_range(data_range)
         if isinstance(layers, str) or not layers or any(name not in LAYER_NAMES for name in layers):
             raise ValueError(f"layers: expected a non-empty list of VGG16 layer names from {LAYER_NAMES}, got {layers!r}")
         self.layers = tuple(layers)
