@@ -14,7 +14,6 @@ from mdfloss.bench.data import (
     augment,
     center_crop,
     eval_set,
-    list_images,
     read_image,
 )
 from mdfloss.bench.degradations import (
@@ -27,6 +26,7 @@ from mdfloss.bench.degradations import (
     jpeg_roundtrip,
     mod_crop,
 )
+from mdfloss.image_files import list_images
 
 
 def write_images(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> Path:
@@ -49,7 +49,7 @@ def test_list_images_is_sorted_and_skips_other_files(tmp_path):
     write_images(tmp_path, 3, (20, 16))
     (tmp_path / "notes.txt").write_text("x")
     assert [p.name for p in list_images(tmp_path)] == ["im0.png", "im1.png", "im2.png"]
-    with pytest.raises(FileNotFoundError, match="image folder not found"):
+    with pytest.raises(FileNotFoundError, match="not a directory"):
         list_images(tmp_path / "missing")
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -13,41 +13,42 @@ import math
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from .sensitivity import DEFAULT_JPEG_QUALITIES, DEFAULT_LEVELS, FITS, MIN_SIDE
 
 REFERENCE_LOSSES = ("l2", "ssim")
 MDF_FILE_SUFFIXES = (".safetensors", ".pth", ".pt")
+Number = TypeVar("Number", int, float)
 CSV_NAME, FIGURE_NAME, RATIOS_NAME = "sensitivity.csv", "sensitivity.png", "ratios.md"
+
+
+def _distinct_numbers(text: str, convert: Callable[[str], Number], example: str,
+                      valid: Callable[[Number], bool], expected: str) -> list[Number]:
+    """Comma-separated numbers, sorted; an argparse error unless they are distinct and ``valid``."""
+    try:
+        values = [convert(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated {example}, got {text!r}") from None
+    if not all(valid(v) for v in values) or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"expected distinct {expected}, got {text!r}")
+    return sorted(values)
 
 
 def psnr_levels(text: str) -> list[float]:
     """``"20,25,30"`` -> [20.0, 25.0, 30.0]: distinct PSNR levels in (0, 100] dB."""
-    try:
-        levels = [float(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated PSNR levels in dB such as 20,30,40, got {text!r}"
-        ) from None
-    if not all(math.isfinite(v) and 0 < v <= 100 for v in levels) or len(set(levels)) != len(levels):
-        raise argparse.ArgumentTypeError(f"expected distinct PSNR levels in (0, 100] dB, got {text!r}")
-    return sorted(levels)
+    return _distinct_numbers(text, float, "PSNR levels in dB such as 20,30,40",
+                             lambda v: math.isfinite(v) and 0 < v <= 100, "PSNR levels in (0, 100] dB")
 
 
 def jpeg_qualities(text: str) -> list[int]:
     """``"10,50,90"`` -> [10, 50, 90]: JPEG qualities in [1, 95]; ``""`` -> no JPEG probe."""
     if not text.strip():
         return []
-    try:
-        qualities = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated JPEG qualities such as 10,50,90, got {text!r}"
-        ) from None
-    if not all(1 <= q <= 95 for q in qualities) or len(set(qualities)) != len(qualities):
-        raise argparse.ArgumentTypeError(f"expected distinct JPEG qualities in [1, 95], got {text!r}")
-    return sorted(qualities)
+    return _distinct_numbers(text, int, "JPEG qualities such as 10,50,90", lambda q: 1 <= q <= 95,
+                             "JPEG qualities in [1, 95]")
 
 
 def _int_at_least(minimum: int):
@@ -178,7 +179,8 @@ def _sensitivity(args: argparse.Namespace) -> int:
     from .. import __version__
     from ..bench.losses import build_loss
     from . import report
-    from .sensitivity import distort, evaluate, find_images, load_image
+    from ..image_files import list_images
+    from .sensitivity import distort, evaluate, load_image
 
     def fail(message: object) -> int:
         print(f"mdfloss analyze sensitivity: error: {message}", file=sys.stderr)
@@ -199,7 +201,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
     mdf_options = {"features": args.mdf_features, "scales": args.mdf_scales}
     mdf_options = {key: value for key, value in mdf_options.items() if value is not None}
     try:
-        paths = find_images(args.images, args.max_images)
+        paths = list_images(args.images)[: args.max_images]
         losses = {label: build_loss(spec, device=device, mdf_options=mdf_options)
                   for label, spec in _labelled_specs(args.loss).items()}
         references = {path.name: load_image(path, args.size, args.fit) for path in paths}

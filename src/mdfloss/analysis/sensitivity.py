@@ -33,7 +33,6 @@ from .probes import JPEG, BrightnessShift, jpeg_compress, match_psnr, matched_pr
 
 DEFAULT_LEVELS = (20.0, 25.0, 30.0, 35.0, 40.0)
 DEFAULT_JPEG_QUALITIES = (10, 30, 50, 70, 90)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 FITS = ("resize", "crop")
 MIN_SIDE = 11
 """The MDF discriminators' receptive field and the SSIM window."""
@@ -91,17 +90,6 @@ class Ratio:
     low: float
     high: float
     count: int
-
-
-def find_images(folder: str | Path, max_images: int | None = None) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name; the first ``max_images``."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"images: expected a folder of images, got {folder} (not a directory)")
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise ValueError(f"images: expected image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}, found none")
-    return paths[:max_images] if max_images is not None else paths
 
 
 def load_image(path: str | Path, size: int, fit: str = "resize") -> torch.Tensor:

@@ -26,19 +26,7 @@ from torch.utils.data import Dataset, Sampler
 from ..weights import write_atomically
 from .degradations import Condition, Degradation, mod_crop, to_tensor
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 _MIX = 0x9E3779B97F4A7C15
-
-
-def list_images(folder: str | os.PathLike[str]) -> list[Path]:
-    """The image files directly in ``folder``, sorted by name."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder not found: {folder}")
-    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not images:
-        raise ValueError(f"{folder}: expected image files ({', '.join(IMAGE_SUFFIXES)}), found none")
-    return images
 
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:

@@ -9,19 +9,9 @@ from typing import Any
 
 import torch
 
-from .config import total_iterations
-from .data import TrainPatches, read_image
 from .distributed import Context
 from .evaluate import evaluate
-from .runner import (
-    build_metrics,
-    build_run_loss,
-    build_run_model,
-    check_losses,
-    load_eval_sets,
-    prepare,
-    without_unset_official,
-)
+from .runner import build_metrics, build_run_loss, build_run_model, load_eval_sets, set_up
 from .train import build_optimizer, validate
 
 
@@ -31,23 +21,18 @@ def estimate(configs: list[dict[str, Any]], out: Path, context: Context, *, step
              "|---|---|---|---|---|---|---|---|"]
     grand_total = 0.0
     for config in configs:
-        config, skipped_official = without_unset_official(config)
-        experiment = prepare(config, out)
-        runs, skipped = check_losses(experiment, context)
-        skipped.update(skipped_official)
-        images = [read_image(p) for p in experiment.train_paths]
-        patches = TrainPatches(images, experiment.degradation, patch_size=config["data"]["patch_size"],
-                               augment=config["data"]["augment"], seed=config["train"]["seed"])
-        batch = [patches[k] for k in range(config["data"]["batch_size"])]
+        setup = set_up(config, out, context)
+        experiment, total = setup.experiment, setup.total
+        config = experiment.config
+        batch = [setup.patches[k] for k in range(config["data"]["batch_size"])]
         inputs = torch.stack([b[0] for b in batch]).to(context.device)
         targets = torch.stack([b[1] for b in batch]).to(context.device)
-        total = total_iterations(config, len(images))
         validations = math.ceil(total / config["train"]["val_every"])
         val_images = load_eval_sets(experiment, "val").get("val", [])
         test_sets = load_eval_sets(experiment, "test")
         metrics, _ = build_metrics(experiment, context)
         test_seconds = None
-        for run in runs:
+        for run in setup.runs:
             loss_fn = build_run_loss(experiment, run, context.device)
             model = build_run_model(config).to(context.device).train()
             optimizer = build_optimizer(config["train"]["optimizer"], model.parameters())
@@ -74,7 +59,7 @@ def estimate(configs: list[dict[str, Any]], out: Path, context: Context, *, step
             lines.append(f"| {config['name']} | {run.label} | {per_iteration:.3f} | {total} | "
                          f"{per_iteration * total / 60:.1f} | {val_seconds / 60:.1f} | {test_seconds / 60:.1f} | "
                          f"{run_total / 60:.1f} |")
-        for label, reason in skipped.items():
+        for label, reason in setup.skipped.items():
             lines.append(f"| {config['name']} | {label} | skipped: {reason.splitlines()[0][:80]} | | | | | |")
     lines.append(f"| **all** | | | | | | | **{grand_total / 60:.0f}** |")
     return "\n".join(lines)

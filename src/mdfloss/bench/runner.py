@@ -27,9 +27,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..image_files import list_images
 from ..weights import write_atomically
 from .config import LossRun, identity, resolve_losses, total_iterations
-from .data import EvalImage, TrainPatches, eval_set, list_images, read_image
+from .data import EvalImage, TrainPatches, eval_set, read_image
 from .degradations import Degradation, build_degradation
 from .distributed import Context, StopFlag
 from .evaluate import INPUT_LABEL, RESULT_FIELDS, DegradedInput, evaluate, format_row, save_references
@@ -74,9 +75,9 @@ def prepare(config: dict[str, Any], out: Path) -> Experiment:
     if not data["test_dir"]:
         raise ValueError("data.test_dir: expected a folder of test images (--test-dir)")
     degradation = build_degradation(config["task"], config["degradation"])
-    train_paths = list_images(data["train_dir"])
+    train_paths = list_images(data["train_dir"], "data.train_dir")
     if data["val_dir"]:
-        val_paths = list_images(data["val_dir"])
+        val_paths = list_images(data["val_dir"], "data.val_dir")
     elif data["val_holdout"]:
         if data["val_holdout"] >= len(train_paths):
             raise ValueError(
@@ -94,7 +95,7 @@ def prepare(config: dict[str, Any], out: Path) -> Experiment:
         val_paths = val_paths[: data["val_limit"]]
     test_dirs = _dataset_names(data["test_dir"])
     for folder in test_dirs.values():
-        list_images(folder)
+        list_images(folder, "data.test_dir")
     return Experiment(config, out, degradation, train_paths, val_paths, test_dirs,
                       resolve_losses(config, out / "weights"))
 
@@ -178,9 +179,20 @@ def without_unset_official(config: dict[str, Any]) -> tuple[dict[str, Any], dict
     return config, {}
 
 
-def run_experiment(config: dict[str, Any], out: Path, context: Context, *, resume: bool,
-                   stop: StopFlag | None = None) -> list[dict[str, Any]]:
-    """Train, select and test the network with every loss; returns the result rows (rank 0)."""
+@dataclass
+class Setup:
+    """What training needs: the experiment, its usable losses, the skipped ones and why, patches."""
+
+    experiment: Experiment
+    runs: list[LossRun]
+    skipped: dict[str, str]
+    patches: TrainPatches
+    total: int
+    """Training iterations per loss."""
+
+
+def set_up(config: dict[str, Any], out: Path, context: Context) -> Setup:
+    """Check the config, build every loss once and read the training images."""
     config, skipped_official = without_unset_official(config)
     experiment = prepare(config, out)
     runs, skipped = check_losses(experiment, context)
@@ -189,7 +201,16 @@ def run_experiment(config: dict[str, Any], out: Path, context: Context, *, resum
     patches = TrainPatches(train_images, experiment.degradation, patch_size=config["data"]["patch_size"],
                            augment=config["data"]["augment"], seed=config["train"]["seed"],
                            names=[p.name for p in experiment.train_paths])
-    total = total_iterations(config, len(train_images))
+    return Setup(experiment, runs, skipped, patches, total_iterations(config, len(train_images)))
+
+
+def run_experiment(config: dict[str, Any], out: Path, context: Context, *, resume: bool,
+                   stop: StopFlag | None = None) -> list[dict[str, Any]]:
+    """Train, select and test the network with every loss; returns the result rows (rank 0)."""
+    setup = set_up(config, out, context)
+    experiment, runs, skipped, patches, total = (
+        setup.experiment, setup.runs, setup.skipped, setup.patches, setup.total)
+    config = experiment.config
     val_sets = load_eval_sets(experiment, "val") if context.is_main else {}
     test_sets = load_eval_sets(experiment, "test") if context.is_main else {}
     metrics, lpips_note = build_metrics(experiment, context) if context.is_main else (None, "")
