@@ -16,7 +16,9 @@ speed does not depend on them); MDF (``mdfloss.MDFLoss``) on ``DiscriminatorPyra
 paper's and the official feature sets; and **MDF straightforward loop**: the official definition
 written as a naive implementation would (per discriminator, module forward with BatchNorm
 applied separately in eval mode, target and prediction in separate passes, the target with
-grad enabled), the reference the fast implementation is measured against.
+grad enabled), the reference the fast implementation is measured against; and **MDF
+convolutions only (floor)**: just the convolutions a fwd+bwd step of MDF needs, nothing else,
+which bounds what any implementation can gain over the loop on the machine at hand.
 
 Columns:
 
@@ -46,15 +48,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mdfloss import DiscriminatorPyramid, MDFLoss
+from mdfloss.loss import folded_layers
 from mdfloss.bench.losses import (
     SSIM_WINDOW, ZHAO_L1_SIGMA, L1Loss, L2Loss, MSSSIML1Loss, MSSSIMLoss, SSIMLoss, ms_ssim_window,
 )
 from mdfloss.bench.perceptual import VGG16_CONFIG, LPIPSVGGLoss, VGGPerceptualLoss
 
 MDF_SCALES = 8
+FLOOR = "MDF convolutions only (floor)"
 VGG_CONVS_TO_RELU5_3 = 13
 LPIPS_WIDTHS = (64, 128, 256, 512, 512)
 
@@ -84,6 +89,36 @@ class StraightforwardMDF(nn.Module):
             for fp, ft in zip(discriminator.features(prediction, "official"), target_features):
                 total = total + ((fp - ft) ** 2).mean(dim=(1, 2, 3))
         return total.mean()
+
+
+class ConvolutionsOnly(nn.Module):
+    """The floor for any MDF implementation on this machine: only the convolutions of a step.
+
+    Per discriminator, the 5 BatchNorm-folded convolutions on the target (no grad) and on the
+    prediction (whose backward computes input gradients only: the weights are frozen), in
+    MDFLoss's memory layout, with no activation, difference or reduction. Not a loss: its
+    value is meaningless, its time is what MDFLoss would take if everything but the
+    convolutions were free.
+    """
+
+    def __init__(self, pyramid: DiscriminatorPyramid) -> None:
+        super().__init__()
+        self.pyramid = pyramid.eval().requires_grad_(False)
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        layout = torch.channels_last if prediction.device.type == "cpu" else torch.contiguous_format
+        total = prediction.new_zeros(())
+        for discriminator in self.pyramid.discriminators:
+            layers = [(w.contiguous(memory_format=layout), b) for w, b in folded_layers(discriminator, prediction.dtype)]
+            with torch.no_grad():
+                h = target.contiguous(memory_format=layout)
+                for weight, bias in layers[:-1]:
+                    h = F.conv2d(h, weight, bias)
+            h = prediction.contiguous(memory_format=layout)
+            for weight, bias in layers:
+                h = F.conv2d(h, weight, bias)
+            total = total + h.sum()
+        return total
 
 
 def random_pyramid(seed: int = 0) -> DiscriminatorPyramid:
@@ -212,6 +247,7 @@ def entries(pyramid: DiscriminatorPyramid) -> list[Entry]:
         Entry("MDF straightforward loop", lambda: StraightforwardMDF(pyramid), "one image", mdf_macs),
         Entry("MDF official features", lambda: MDFLoss(pyramid, features="official", **free), "one image", mdf_macs),
         Entry("MDF paper features", lambda: MDFLoss(pyramid, features="paper", **free), "one image", mdf_macs),
+        Entry(FLOOR, lambda: ConvolutionsOnly(pyramid), "-", mdf_macs),
     ]
 
 
@@ -344,12 +380,16 @@ def ratio_table(table: list[Entry]) -> list[str]:
         "fwd speed-up vs loop | fwd speed-up vs VGG16 |",
         "|---|---:|---:|---:|---:|",
     ]
-    for name in ("MDF official features", "MDF paper features"):
+    for name in ("MDF official features", "MDF paper features", FLOOR):
         lines.append(
             f"| {name} | {speedup(loop, name, 'fwd+bwd')} | {speedup(vgg, name, 'fwd+bwd')} | "
             f"{speedup(loop, name, 'fwd')} | {speedup(vgg, name, 'fwd')} |"
         )
-    return lines + ["", "Speed-ups: ratio of the medians (in brackets: of the best repetitions)."]
+    return lines + [
+        "",
+        "Speed-ups: ratio of the medians (in brackets: of the best repetitions). The floor's row is the "
+        "most any implementation of these convolutions could gain on this machine.",
+    ]
 
 
 def machine(device: torch.device, threads: int) -> str:
