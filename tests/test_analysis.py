@@ -307,3 +307,22 @@ def test_an_image_below_the_receptive_field_is_an_error(tmp_path, capsys):
     code = main(["analyze", "sensitivity", "--images", str(tmp_path), "--out", str(tmp_path / "o")])
     assert code == 1
     assert "at least 11 x 11 px" in capsys.readouterr().err
+
+
+def test_per_scale_parts_sum_to_the_whole_loss_and_their_shares_are_tabulated(tiny_images, tiny_weights, tmp_path):
+    out = tmp_path / "out"
+    code = main(["analyze", "sensitivity", "--loss", str(tiny_weights), "--images", str(tiny_images),
+                 "--out", str(out), "--levels", "30", "--jpeg-qualities", "10", "--size", "16", "--per-scale"])
+    assert code == 0
+    with open(out / "sensitivity.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    value = {(r["loss"], r["image"], r["distortion"], r["parameter"]): float(r["value"]) for r in rows}
+    assert {r["loss"] for r in rows} == {"mdf:tiny", "mdf:tiny[0]", "mdf:tiny[1]", "l2", "ssim"}
+    for (loss, *key), whole in value.items():
+        if loss == "mdf:tiny":  # the loss is the sum of its discriminators' losses
+            assert value[("mdf:tiny[0]", *key)] + value[("mdf:tiny[1]", *key)] == pytest.approx(whole, rel=1e-4)
+    ratios = (out / "ratios.md").read_text()
+    assert "## Each discriminator's share of its loss at 30 dB" in ratios
+    table = [line for line in ratios.splitlines() if line.startswith("| mdf:tiny[")][-2:]
+    shares = [[float(cell) for cell in line.strip("|").split("|")[1:]] for line in table]
+    assert [sum(column) for column in zip(*shares)] == pytest.approx([100.0] * len(shares[0]), abs=1.0)

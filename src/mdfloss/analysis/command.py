@@ -4,6 +4,8 @@
 image with noise, blur, a sinusoidal grating, a contrast reduction and a brightness shift at
 matched PSNR levels, and with JPEG at fixed qualities, evaluates every loss (L2 and SSIM always
 included), and writes ``sensitivity.csv``, ``sensitivity.png`` and ``ratios.md`` into ``--out``.
+With ``--per-scale`` each discriminator of every MDF loss is also evaluated alone, and
+``ratios.md`` gets a table of each one's share of its loss.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .sensitivity import DEFAULT_JPEG_QUALITIES, DEFAULT_LEVELS, FITS, MIN_SIDE
 
@@ -99,6 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_argument("--mdf-scales", type=_int_at_least(1), default=None, metavar="N",
                      help="use the coarsest N discriminators of every MDF loss "
                           "(default: all; the authors' code uses 8)")
+    sub.add_argument("--per-scale", action="store_true",
+                     help="also evaluate each discriminator of every MDF loss alone, and tabulate its share")
     sub.add_argument("--device", default="cpu", help="torch device of the losses (default: cpu)")
     sub.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N",
                      help="CPU threads for torch (default: torch's; 1 is fastest on a busy shared machine)")
@@ -137,6 +141,21 @@ def _labelled_specs(requested: list[str]) -> dict[str, str]:
     return labelled
 
 
+def _single_scale_parts(losses: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{label: {"label[k]": the loss with discriminator k only}}`` for every MDF loss."""
+    from ..loss import MDFLoss
+
+    parts = {}
+    for label, loss in losses.items():
+        if isinstance(loss, MDFLoss):
+            parts[label] = {
+                f"{label}[{k}]": MDFLoss(loss.pyramid, input_range=loss.input_range, data_range=loss.data_range,
+                                         features=loss.features, scales=[k], check_range=loss.check_range)
+                for k in loss.scale_indices
+            }
+    return parts
+
+
 def _command_line(args: argparse.Namespace) -> str:
     words = ["mdfloss", "analyze", "sensitivity"]
     for text in args.loss:
@@ -151,6 +170,8 @@ def _command_line(args: argparse.Namespace) -> str:
         words += ["--mdf-features", args.mdf_features]
     if args.mdf_scales is not None:
         words += ["--mdf-scales", str(args.mdf_scales)]
+    if args.per_scale:
+        words.append("--per-scale")
     if args.device != "cpu":
         words += ["--device", args.device]
     return shlex.join(words)
@@ -178,8 +199,8 @@ def _sensitivity(args: argparse.Namespace) -> int:
 
     from .. import __version__
     from ..bench.losses import build_loss
-    from . import report
     from ..image_files import list_images
+    from . import report
     from .sensitivity import distort, evaluate, load_image
 
     def fail(message: object) -> int:
@@ -207,6 +228,10 @@ def _sensitivity(args: argparse.Namespace) -> int:
         references = {path.name: load_image(path, args.size, args.fit) for path in paths}
     except (FileNotFoundError, ValueError, TypeError, OSError) as error:
         return fail(error)
+    wholes = list(losses)
+    parts = _single_scale_parts(losses) if args.per_scale else {}
+    for names in parts.values():
+        losses.update(names)
     sizes = sorted({tuple(image.shape[-2:]) for image in references.values()})
     say(f"{len(references)} images at {', '.join(f'{h}x{w}' for h, w in sizes)} px; losses: {', '.join(losses)}")
 
@@ -234,10 +259,13 @@ def _sensitivity(args: argparse.Namespace) -> int:
     out = args.out
     written = [
         report.write_csv(out / CSV_NAME, measurements),
-        report.plot(out / FIGURE_NAME, measurements, list(losses),
+        report.plot(out / FIGURE_NAME, measurements, wholes,
                     title=f"{len(references)} images, {args.size} px: loss vs PSNR per distortion"),
         report.write_text(out / RATIOS_NAME, report.ratios_markdown(
-            measurements, list(losses), args.levels, args.ratio_level, header)),
+            measurements, list(losses), args.levels, args.ratio_level, header)
+            + ("\n" + report.scale_shares_markdown(
+                measurements, {whole: list(names) for whole, names in parts.items()}, args.ratio_level)
+               if parts else "")),
     ]
     say("wrote " + ", ".join(str(path) for path in written))
     return 0

@@ -174,6 +174,37 @@ def ratios_markdown(
     return "\n".join(lines) + "\n"
 
 
+def scale_shares_markdown(measurements: Sequence[Measurement], parts: dict[str, list[str]], level: float) -> str:
+    """Each discriminator's share of its MDF loss: ``100 * value(part) / value(whole)`` in percent.
+
+    ``parts`` maps a whole loss to its single-discriminator losses (which sum to it). Probes at
+    ``level`` dB and every JPEG quality; median over images.
+    """
+    values = {(m.loss, m.image, m.condition): m.value for m in measurements
+              if m.distortion == JPEG or m.target_psnr == level}
+    conditions = list(dict.fromkeys(m.condition for m in measurements if m.distortion == JPEG or m.target_psnr == level))
+    lines = [
+        f"## Each discriminator's share of its loss at {level:g} dB",
+        "",
+        "100 x (the loss with one discriminator) / (the loss with all of them), median over images; a "
+        "row's shares sum to about 100 per column. A discriminator far above the others decides what the "
+        "loss rewards.",
+        "",
+        "| loss | " + " | ".join(conditions) + " |",
+        "|---" * (1 + len(conditions)) + "|",
+    ]
+    images = sorted({m.image for m in measurements})
+    for whole, names in parts.items():
+        for part in names:
+            cells = []
+            for condition in conditions:
+                keys = [(image, condition) for image in images if values.get((whole, image, condition), 0) > 0]
+                shares = [100 * values[(part, *key)] / values[(whole, *key)] for key in keys if (part, *key) in values]
+                cells.append(f"{statistics.median(shares):.3g}" if shares else "-")
+            lines.append(f"| {part} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def write_text(path: str | Path, text: str) -> Path:
     def write(temporary: str) -> None:
         Path(temporary).write_text(text, encoding="utf-8")
