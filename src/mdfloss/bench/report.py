@@ -240,6 +240,8 @@ def _runs_table(entry: dict[str, Any], losses: list[str]) -> tuple[list[str], li
         at = f"{selected} @ {best['iteration']}" if best else str(selected)
         minutes = f"{run['train_seconds'] / 60:.1f} min" if "train_seconds" in run else "?"
         spec = run.get("spec", "?")
+        if run.get("mdf_options"):
+            spec += " " + " ".join(f"{key}={value}" for key, value in sorted(run["mdf_options"].items()))
         if run.get("official_source"):
             spec += f" (from {Path(run['official_source']).name})"
         md.append(f"| {loss} | `{spec}` | {run.get('iterations', '?')} | {minutes} | {at} |")
