@@ -75,7 +75,7 @@ def synthetic_out(tmp_path):
                  "psnr": f"{value:.4f}", "psnr_y": f"{value + 1:.4f}", "ssim": "0.8", "ms_ssim": "0.9", "lpips": ""}
                 for image, value in zip(images, values)]
         write_csv(tmp_path / "denoise-dncnn" / loss / "results.csv", RESULT_FIELDS, rows)
-    manifest = {"command": "mdfloss bench --test", "experiments": {"denoise-dncnn": {
+    manifest = {"commands": ["mdfloss bench --test", "mdfloss bench --test --losses mdf"], "experiments": {"denoise-dncnn": {
         "task": "denoise", "model": "dncnn", "model_size": "small", "iterations": 10, "losses": list(psnrs),
         "datasets": ["set/sigma25"], "config": {"report": {"references": None}},
         "skipped": {"vgg": "VGG16 ImageNet weights not found"},
@@ -96,7 +96,7 @@ def test_report_marks_the_best_loss_and_the_significant_tests(synthetic_out):
     assert cells[2] == f"**{psnrs['mdf'].mean():.2f}**"  # best, bold
     assert cells[1] == f"_{psnrs['l1'].mean():.2f}_"  # second, italics
     assert "Skipped `vgg`: VGG16 ImageNet weights not found" in md
-    assert "mdfloss bench --test" in md
+    assert "Commands, in order:\n\n```\nmdfloss bench --test\nmdfloss bench --test --losses mdf\n```" in md
     assert "| mdf | `mdf scales=[2, 3]` |" in md  # the MDF options a run used are part of its spec
     test_row = next(line for line in md.splitlines() if line.startswith("| set/sigma25 | PSNR [dB] |"))
     p_l2 = paired_test(psnrs["mdf"], psnrs["l2"], True)

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report_only:
         from .report import build_report
 
-        md, html = build_report(out, command=None)
+        md, html = build_report(out)
         print(f"wrote {md} and {html}")
         return 0
     configs = build_configs(args)
@@ -104,8 +104,8 @@ def _train_all(configs: list[dict[str, Any]], out: Path, context: Any, resume: b
     if context.is_main:
         out.mkdir(parents=True, exist_ok=True)
         manifest = read_manifest(out)
-        if command:
-            manifest["command"] = command
+        if command and command not in manifest.setdefault("commands", []):
+            manifest["commands"].append(command)
         text = json.dumps(manifest, indent=1, sort_keys=True, default=str)
         write_atomically(out / MANIFEST, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     context.barrier()
@@ -118,7 +118,7 @@ def _train_all(configs: list[dict[str, Any]], out: Path, context: Any, resume: b
                 print(f"mdfloss bench: {interrupted}", file=sys.stderr)
             return EXIT_INTERRUPTED
     if context.is_main:
-        md, html = build_report(out, command=command)
+        md, html = build_report(out)
         print(f"wrote {out / 'results.csv'}, {md} and {html}")
     return 0
 

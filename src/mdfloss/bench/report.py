@@ -122,22 +122,26 @@ class Table:
         return self.values.get((dataset, metric, loss))
 
 
-def build_report(out: str | Path, command: str | None = None) -> tuple[Path, Path]:
-    """Write ``report.md``, ``report.html`` and ``report_files/`` in ``out``; returns both paths."""
+def build_report(out: str | Path) -> tuple[Path, Path]:
+    """Write ``report.md``, ``report.html`` and ``report_files/`` in ``out``; returns both paths.
+
+    The report lists every command that trained into ``out`` (``manifest.json``'s ``commands``).
+    """
     out = Path(out)
     manifest = read_manifest(out)
     if not manifest["experiments"]:
         raise FileNotFoundError(f"{out / 'manifest.json'}: no benchmark results here (run mdfloss bench first)")
     files = out / FILES
-    command = command or manifest.get("command")
+    commands = manifest.get("commands", [])
     md = ["# mdfloss benchmark report", ""]
     body: list[str] = []
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     md += [f"mdfloss {__version__}, {stamp}.", ""]
     body.append(f"<p>mdfloss {html.escape(__version__)}, {stamp}.</p>")
-    if command:
-        md += ["Command:", "", "```", command, "```", ""]
-        body.append(f"<p>Command:</p><pre>{html.escape(command)}</pre>")
+    if commands:
+        title = "Command:" if len(commands) == 1 else "Commands, in order:"
+        md += [title, "", "```", *commands, "```", ""]
+        body.append(f"<p>{title}</p><pre>{html.escape(chr(10).join(commands))}</pre>")
     md += [_LEGEND, ""]
     body.append(f"<p>{html.escape(_LEGEND)}</p>")
     for name, entry in manifest["experiments"].items():
