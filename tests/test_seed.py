@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 import struct
 import zlib
 
@@ -12,6 +13,9 @@ import torch
 from PIL import Image
 
 from mdfloss.seed import (
+    CoarseScaleWarning,
+    SeedImage,
+    warn_if_coarsest_is_small,
     check_seed_size,
     largest_scale_count,
     load_seed,
@@ -153,3 +157,14 @@ def test_shrink_to_max_side_keeps_the_aspect_ratio(tmp_path):
     assert shrink_to_max_side(seed, 200) is seed
     with pytest.raises(ValueError, match="max_side"):
         shrink_to_max_side(seed, 5)
+
+
+def test_a_coarsest_scale_under_25_px_warns_and_names_the_advised_scale_count():
+    seed = SeedImage(torch.zeros(3, 1440, 2560), "wide.png", "0" * 64, "RGB")
+    # 1440 / 2**7 = 11.25 -> an 11x20 px coarsest scale; 1440 / 2**5 = 45 >= 25 > 1440 / 2**6 = 22.5
+    with pytest.warns(CoarseScaleWarning, match=r"coarsest scale of wide.png is 11x20 px.*--scales 6 keeps it"):
+        warn_if_coarsest_is_small(seed, 8)
+    assert largest_scale_count(1440, coarsest=25) == 6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_coarsest_is_small(seed, 6)  # 45x80 px: no warning

@@ -37,6 +37,15 @@ from .discriminator import RECEPTIVE_FIELD
 RHO = 2
 """Downsampling factor between consecutive scales (paper: rho = 2)."""
 
+COARSEST_ADVISED = 25
+"""Smallest advised short side of the coarsest scale, SinGAN's ``min_size``. Critics trained on
+smaller images came to dominate the loss: the 11x20 px scale gave 98% of an 8-scale fast-preset
+denoise loss, which then failed to restore images (docs/sensitivity.md)."""
+
+
+class CoarseScaleWarning(UserWarning):
+    """The coarsest scale of a training run is smaller than :data:`COARSEST_ADVISED`."""
+
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -127,16 +136,32 @@ def minimum_short_side(scales: int, rho: int = RHO) -> int:
     return RECEPTIVE_FIELD * rho ** (scales - 1)
 
 
-def largest_scale_count(short_side: int, rho: int = RHO) -> int:
-    """The most scales a short side allows (0 when it is under 11 px)."""
-    if short_side < RECEPTIVE_FIELD:
+def largest_scale_count(short_side: int, rho: int = RHO, coarsest: int = RECEPTIVE_FIELD) -> int:
+    """The most scales whose coarsest short side stays at least ``coarsest`` px (0 if none)."""
+    if short_side < coarsest:
         return 0
-    return int(math.floor(math.log(short_side / RECEPTIVE_FIELD, rho) + 1e-9)) + 1
+    return int(math.floor(math.log(short_side / coarsest, rho) + 1e-9)) + 1
 
 
 def pyramid_sizes(height: int, width: int, scales: int, rho: int = RHO) -> list[tuple[int, int]]:
     """(H_k, W_k) for k = 1..scales, coarsest first: floor division by ``rho ** (scales - k)``."""
     return [(height // rho ** (scales - k), width // rho ** (scales - k)) for k in range(1, scales + 1)]
+
+
+def warn_if_coarsest_is_small(seed: SeedImage, scales: int, rho: int = RHO) -> None:
+    """Emit a :class:`CoarseScaleWarning` when the coarsest scale's short side is under 25 px."""
+    width, height = seed.size
+    coarsest = pyramid_sizes(height, width, scales, rho)[0]
+    if min(coarsest) >= COARSEST_ADVISED:
+        return
+    advised = largest_scale_count(min(width, height), rho, COARSEST_ADVISED)
+    advice = f"--scales {advised} keeps it at {COARSEST_ADVISED} px or more" if advised else "use a larger image"
+    warnings.warn(
+        f"seed: with {scales} scales the coarsest scale of {seed.name} is {coarsest[0]}x{coarsest[1]} px, under "
+        f"{COARSEST_ADVISED} px; critics trained that small came to dominate the loss in our measurements "
+        f"(docs/sensitivity.md): {advice}.",
+        CoarseScaleWarning, stacklevel=3,
+    )
 
 
 def check_seed_size(seed: SeedImage, scales: int, rho: int = RHO, hint: str = "") -> None:

@@ -41,7 +41,9 @@ from torch import nn
 from .. import __version__
 from ..discriminator import DiscriminatorPyramid, PatchDiscriminator
 from ..distortions import Distortion, make_distortion
-from ..seed import RHO, SeedImage, check_seed_size, load_seed, seed_pyramid, shrink_to_max_side
+from ..seed import (
+    RHO, SeedImage, check_seed_size, load_seed, seed_pyramid, shrink_to_max_side, warn_if_coarsest_is_small,
+)
 from ..weights import save_pyramid
 from .checkpoint import load_checkpoint, save_checkpoint
 from .generator import MARGIN, ResidualGenerator, singan_init_
@@ -227,6 +229,7 @@ class PhaseOneTraining:
         trained = shrink_to_max_side(seed, settings.max_side or None)
         hint = f" (after --max-side {settings.max_side})" if trained is not seed else ""
         check_seed_size(trained, settings.scales, RHO, hint=hint)
+        warn_if_coarsest_is_small(trained, settings.scales, RHO)
         self.trained_size = trained.size
         self.reals = [(level * 2 - 1)[None].to(device) for level in seed_pyramid(trained, settings.scales, RHO)]
         self.widths = settings.widths()
