@@ -256,16 +256,16 @@ def _sensitivity(args: argparse.Namespace) -> int:
         f"Levels: {', '.join(f'{v:g}' for v in args.levels)} dB; JPEG qualities: "
         f"{', '.join(map(str, args.jpeg_qualities)) or 'none'}; noise seed {args.seed}.",
     ])
+    ratios = report.ratios_markdown(measurements, list(losses), args.levels, args.ratio_level, header)
+    if parts:
+        shares = {whole: list(names) for whole, names in parts.items()}
+        ratios += "\n" + report.scale_shares_markdown(measurements, shares, args.ratio_level)
     out = args.out
     written = [
         report.write_csv(out / CSV_NAME, measurements),
         report.plot(out / FIGURE_NAME, measurements, wholes,
                     title=f"{len(references)} images, {args.size} px: loss vs PSNR per distortion"),
-        report.write_text(out / RATIOS_NAME, report.ratios_markdown(
-            measurements, list(losses), args.levels, args.ratio_level, header)
-            + ("\n" + report.scale_shares_markdown(
-                measurements, {whole: list(names) for whole, names in parts.items()}, args.ratio_level)
-               if parts else "")),
+        report.write_text(out / RATIOS_NAME, ratios),
     ]
     say("wrote " + ", ".join(str(path) for path in written))
     return 0

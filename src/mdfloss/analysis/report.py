@@ -180,9 +180,9 @@ def scale_shares_markdown(measurements: Sequence[Measurement], parts: dict[str, 
     ``parts`` maps a whole loss to its single-discriminator losses (which sum to it). Probes at
     ``level`` dB and every JPEG quality; median over images.
     """
-    values = {(m.loss, m.image, m.condition): m.value for m in measurements
-              if m.distortion == JPEG or m.target_psnr == level}
-    conditions = list(dict.fromkeys(m.condition for m in measurements if m.distortion == JPEG or m.target_psnr == level))
+    at_level = [m for m in measurements if m.distortion == JPEG or m.target_psnr == level]
+    values = {(m.loss, m.image, m.condition): m.value for m in at_level}
+    conditions = list(dict.fromkeys(m.condition for m in at_level))
     lines = [
         f"## Each discriminator's share of its loss at {level:g} dB",
         "",
