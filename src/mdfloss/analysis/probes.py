@@ -99,25 +99,34 @@ def _unclamped_strength(target_mse: float, unit_change: torch.Tensor, fallback: 
     return math.sqrt(target_mse / energy) if energy > 0 else fallback
 
 
-class GaussianNoise(Probe):
+class AdditivePattern(Probe):
+    """clamp(x + s p) for a fixed unit pattern p (:meth:`pattern`); s = its scale."""
+
+    max_strength_value = 4.0
+
+    @abstractmethod
+    def pattern(self, image: torch.Tensor) -> torch.Tensor:
+        """The unit-strength change, broadcastable to ``image``, float64 on its device."""
+
+    def first_guess(self, image: torch.Tensor, target_mse: float) -> float:
+        return _unclamped_strength(target_mse, self.pattern(image), self.max_strength_value)
+
+    def distort(self, image: torch.Tensor, strength: float) -> torch.Tensor:
+        return (image + strength * self.pattern(image)).clamp(0.0, 1.0)
+
+
+class GaussianNoise(AdditivePattern):
     """clamp(x + s n), n ~ N(0, 1) from ``torch.Generator().manual_seed(seed)``; s = sigma."""
 
     name = "noise"
     parameter = "sigma"
-    max_strength_value = 4.0
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
 
-    def realisation(self, image: torch.Tensor) -> torch.Tensor:
+    def pattern(self, image: torch.Tensor) -> torch.Tensor:
         generator = torch.Generator().manual_seed(self.seed)
         return torch.randn(image.shape, generator=generator, dtype=torch.float64).to(image.device)
-
-    def first_guess(self, image: torch.Tensor, target_mse: float) -> float:
-        return _unclamped_strength(target_mse, self.realisation(image), self.max_strength_value)
-
-    def distort(self, image: torch.Tensor, strength: float) -> torch.Tensor:
-        return (image + strength * self.realisation(image)).clamp(0.0, 1.0)
 
 
 class GaussianBlur(Probe):
@@ -160,12 +169,11 @@ def blur_matrix(length: int, sigma: float, device: torch.device | str = "cpu") -
     return matrix.scatter_add_(1, positions, kernel.expand(length, -1).contiguous())
 
 
-class SinusoidalGrating(Probe):
+class SinusoidalGrating(AdditivePattern):
     """clamp(x + s sin(2 pi (u cos t + v sin t) / period)) in every channel; s = amplitude."""
 
     name = "grating"
     parameter = "amplitude"
-    max_strength_value = 4.0
 
     def __init__(self, period: float = 8.0, angle_degrees: float = 45.0) -> None:
         if not period > 0:
@@ -180,12 +188,6 @@ class SinusoidalGrating(Probe):
         u = torch.arange(width, dtype=torch.float64, device=image.device)[None, :]
         phase = 2 * math.pi * (u * math.cos(self.angle) + v * math.sin(self.angle)) / self.period
         return torch.sin(phase)
-
-    def first_guess(self, image: torch.Tensor, target_mse: float) -> float:
-        return _unclamped_strength(target_mse, self.pattern(image), self.max_strength_value)
-
-    def distort(self, image: torch.Tensor, strength: float) -> torch.Tensor:
-        return (image + strength * self.pattern(image)).clamp(0.0, 1.0)
 
 
 class ContrastReduction(Probe):
