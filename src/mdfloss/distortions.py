@@ -114,17 +114,22 @@ class JPEGCompression(_Registered):
         return torch.stack(images).to(device=batch.device, dtype=batch.dtype)
 
 
-def jpeg_roundtrip(image: torch.Tensor, quality: int) -> torch.Tensor:
-    """One (3, H, W) image in [0, 1] through Pillow's JPEG encoder and decoder; float32 on the CPU."""
+def jpeg_roundtrip_uint8(pixels: np.ndarray, quality: int) -> np.ndarray:
+    """uint8 (H, W, 3) or (H, W) through Pillow's JPEG encoder (4:2:0 chroma) and decoder: same shape."""
     from PIL import Image
 
-    array = (image.detach().to("cpu", torch.float32).clamp(0, 1) * 255).round().to(torch.uint8)
     encoded = io.BytesIO()
-    Image.fromarray(array.permute(1, 2, 0).numpy(), mode="RGB").save(encoded, format="JPEG", quality=quality)
+    Image.fromarray(pixels).save(encoded, format="JPEG", quality=int(quality))
     encoded.seek(0)
     with Image.open(encoded) as decoded:
-        pixels = np.asarray(decoded.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
+        return np.asarray(decoded)
+
+
+def jpeg_roundtrip(image: torch.Tensor, quality: int) -> torch.Tensor:
+    """One (3, H, W) image in [0, 1], rounded to 8 bits, through :func:`jpeg_roundtrip_uint8`; float32 on the CPU."""
+    array = (image.detach().to("cpu", torch.float32).clamp(0, 1) * 255).round().to(torch.uint8)
+    pixels = jpeg_roundtrip_uint8(array.permute(1, 2, 0).numpy(), quality).astype(np.float32) / 255.0
+    return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
 @dataclass(frozen=True)

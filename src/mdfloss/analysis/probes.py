@@ -34,13 +34,14 @@ JPEG cannot reach an arbitrary PSNR: :func:`jpeg_compress` encodes at a given qu
 
 from __future__ import annotations
 
-import io
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from ..distortions import jpeg_roundtrip_uint8
 
 MATCH_TOLERANCE_DB = 0.05
 """An achieved PSNR further than this from its target is flagged as not matched."""
@@ -309,19 +310,10 @@ def _log_log_interpolation(lower: Distorted, upper: Distorted, target_mse: float
 
 def jpeg_compress(image: torch.Tensor, quality: int) -> torch.Tensor:
     """Encode ``image`` (rounded to 8 bits) as a JPEG of ``quality`` (1-95) and decode it: float64."""
-    from PIL import Image
-
     image = _check_image(image)
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 95:
         raise ValueError(f"quality: expected an int JPEG quality in [1, 95], got {quality!r}")
     pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    if pixels.shape[-1] == 1:
-        pixels = pixels[..., 0]
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality)
-    buffer.seek(0)
-    with Image.open(buffer) as decoded_image:
-        decoded = torch.from_numpy(np.asarray(decoded_image, dtype=np.float64) / 255.0)
-    if decoded.ndim == 2:
-        decoded = decoded[..., None]
+    decoded = jpeg_roundtrip_uint8(pixels[..., 0] if pixels.shape[-1] == 1 else pixels, quality)
+    decoded = torch.from_numpy(decoded.astype(np.float64) / 255.0).reshape(pixels.shape)
     return decoded.permute(2, 0, 1).contiguous().to(image.device)

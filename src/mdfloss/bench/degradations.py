@@ -14,13 +14,14 @@ condition, so every run, loss and process sees the same inputs.
 
 from __future__ import annotations
 
-import io
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+
+from ..distortions import jpeg_roundtrip_uint8
 
 TASKS = ("sisr", "denoise", "jpeg")
 
@@ -51,16 +52,6 @@ def bicubic_downscale(image: np.ndarray, scale: int) -> np.ndarray:
     h, w = image.shape[:2]
     small = Image.fromarray(image).resize((w // scale, h // scale), Image.Resampling.BICUBIC)
     return np.asarray(small)
-
-
-def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
-    """Encode as JPEG at ``quality`` (1-95) and decode: uint8 (H, W, 3)."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=int(quality))
-    buffer.seek(0)
-    return np.asarray(Image.open(buffer).convert("RGB"))
 
 
 def stable_seed(*parts: object) -> int:
@@ -151,14 +142,14 @@ class JPEGArtifacts(Degradation):
         self.test_qualities = tuple(test_qualities)
 
     def train_pair(self, patch: np.ndarray, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        return to_tensor(jpeg_roundtrip(patch, self.train_quality)), to_tensor(patch)
+        return to_tensor(jpeg_roundtrip_uint8(patch, self.train_quality)), to_tensor(patch)
 
     def eval_conditions(self, split: str) -> list[Condition]:
         qualities = (self.val_quality,) if split == "val" else self.test_qualities
         return [Condition(f"q{q}", {"quality": q}) for q in qualities]
 
     def eval_pair(self, image: np.ndarray, condition: Condition, image_name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        return to_tensor(jpeg_roundtrip(image, condition.params["quality"])), to_tensor(image)
+        return to_tensor(jpeg_roundtrip_uint8(image, condition.params["quality"])), to_tensor(image)
 
 
 def build_degradation(task: str, options: dict[str, Any] | None = None) -> Degradation:
