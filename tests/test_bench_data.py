@@ -14,7 +14,6 @@ from mdfloss.bench.data import (
     augment,
     center_crop,
     eval_set,
-    read_image,
 )
 from mdfloss.bench.degradations import (
     Condition,

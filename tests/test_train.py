@@ -27,15 +27,6 @@ TINY = {"width": 8, "bank_size": 2, "log_every": 2}
 TINY_ARGS = dict(scales=3, iters=6, crop=16, batch=2, settings=TINY, quiet=True)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions are fastest, and bit-reproducible, on one thread of a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def seed_file(tmp_path_factory) -> Path:
     rng = np.random.default_rng(0)

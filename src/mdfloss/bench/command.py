@@ -80,10 +80,11 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(threads)
     try:
         if args.estimate:
+            from .distributed import Context
             from .estimate import estimate
 
-            if context.is_main:
-                print(estimate(configs, out, context))
+            if context.is_main:  # single-process work: no barrier may wait for the other ranks
+                print(estimate(configs, out, Context(device=context.device)))
             return 0
         return _train_all(configs, out, context, args.resume, command)
     finally:

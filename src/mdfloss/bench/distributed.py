@@ -54,14 +54,6 @@ class Context:
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
         return bool(tensor)
 
-    def broadcast_text(self, text: str | None) -> str | None:
-        """Rank 0's ``text`` on every process (used to share an error message)."""
-        if not self.distributed:
-            return text
-        box = [text]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
     @property
     def _comm_device(self) -> torch.device:
         return self.device if dist.get_backend() == "nccl" else torch.device("cpu")

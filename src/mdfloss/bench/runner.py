@@ -205,8 +205,8 @@ def set_up(config: dict[str, Any], out: Path, context: Context) -> Setup:
 
 
 def run_experiment(config: dict[str, Any], out: Path, context: Context, *, resume: bool,
-                   stop: StopFlag | None = None) -> list[dict[str, Any]]:
-    """Train, select and test the network with every loss; returns the result rows (rank 0)."""
+                   stop: StopFlag | None = None) -> None:
+    """Train, select and test the network with every loss; results go to the run folders and the manifest."""
     setup = set_up(config, out, context)
     experiment, runs, skipped, patches, total = (
         setup.experiment, setup.runs, setup.skipped, setup.patches, setup.total)
@@ -223,15 +223,13 @@ def run_experiment(config: dict[str, Any], out: Path, context: Context, *, resum
                                labels=labels, image_dir=None)
             write_csv(baseline, RESULT_FIELDS, [format_row(r) for r in rows_in])
         update_manifest(out, experiment, skipped=skipped, lpips_note=lpips_note, total=total)
-    rows: list[dict[str, Any]] = []
+    recorded = read_manifest(out)["experiments"].get(config["name"], {}).get("runs", {}) if context.is_main else {}
     for index, run in enumerate(runs, 1):
         folder = experiment.folder / run.slug
         results_path = folder / RESULTS
         if results_path.is_file():
             if not resume:
                 raise FileExistsError(f"{results_path} exists: pass --resume to keep it, or choose another --out")
-            rows += read_csv(results_path)
-            recorded = read_manifest(out)["experiments"].get(config["name"], {}).get("runs", {})
             if context.is_main and run.label not in recorded:
                 update_manifest(out, experiment, run=run, result={"folder": str(folder.relative_to(out))})
             continue
@@ -254,7 +252,6 @@ def run_experiment(config: dict[str, Any], out: Path, context: Context, *, resum
             started = time.perf_counter()
             run_rows = evaluate(model, test_sets, metrics, device=context.device, labels=labels, image_dir=image_dir)
             write_csv(results_path, RESULT_FIELDS, [format_row(r) for r in run_rows])
-            rows += [format_row(r) for r in run_rows]
             update_manifest(out, experiment, run=run, result={
                 "iterations": result.iterations, "train_seconds": round(result.seconds, 1),
                 "eval_seconds": round(time.perf_counter() - started, 1), "selected": selection,
@@ -262,7 +259,6 @@ def run_experiment(config: dict[str, Any], out: Path, context: Context, *, resum
                 "checkpoint": str((folder / CHECKPOINT).relative_to(out)),
             })
         context.barrier()
-    return rows
 
 
 def build_run_model(config: dict[str, Any]) -> nn.Module:

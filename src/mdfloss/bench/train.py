@@ -46,7 +46,6 @@ class TrainingInterrupted(Exception):
     def __init__(self, iteration: int, reason: str) -> None:
         super().__init__(f"training stopped at iteration {iteration} ({reason}); resume with --resume")
         self.iteration = iteration
-        self.reason = reason
 
 
 def build_optimizer(options: dict[str, Any], parameters: Any) -> torch.optim.Optimizer:
