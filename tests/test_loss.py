@@ -149,6 +149,24 @@ def test_hand_written_backward_equals_autograd_through_the_oracle(features, dtyp
     torch.testing.assert_close(fused.grad, direct.grad, **tolerance)
 
 
+def test_fused_path_runs_exactly_when_it_applies(monkeypatch):
+    # Guards the oracle comparisons above: they must exercise the hand-written backward.
+    from mdfloss import loss as loss_module
+
+    calls = []
+    original = loss_module._PairDistance.apply
+    monkeypatch.setattr(loss_module._PairDistance, "apply", lambda *a: calls.append(1) or original(*a))
+    crit = MDFLoss(make_pyramid([4, 6]))
+    prediction, target = image_pair()
+    crit(prediction.requires_grad_(True), target).backward()
+    assert len(calls) == 2  # one per discriminator
+    calls.clear()
+    crit(prediction, target.clone().requires_grad_(True))  # a target with grad: plain autograd
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        crit(prediction, target)
+    assert calls == []
+
+
 def test_second_derivatives_match_finite_differences_in_float64():
     crit = MDFLoss(make_pyramid([2, 3]), input_range=(0, 1), check_range=False).double()
     prediction, target = image_pair(shape=(1, 3, 12, 12), dtype=torch.float64)

@@ -23,7 +23,9 @@ RECEPTIVE_FIELD = 11
 
 LEAKY_SLOPE = 0.2
 BODY_BLOCKS = 3
-FEATURE_SETS = ("paper", "official")
+FEATURE_LAYERS = {"paper": (0, 1, 2, 3, 4), "official": (0, 3, 4)}
+"""Which of a discriminator's 5 outputs (4 LeakyReLU outputs, then the tail map) each feature set uses."""
+FEATURE_SETS = tuple(FEATURE_LAYERS)
 
 
 def official_widths(num_scales: int) -> list[int]:
@@ -81,9 +83,7 @@ class PatchDiscriminator(nn.Module):
             h = block(h)
             outputs.append(h)
         outputs.append(self.tail(h))
-        if feature_set == "official":
-            return [outputs[0], outputs[-2], outputs[-1]]
-        return outputs
+        return [outputs[i] for i in FEATURE_LAYERS[feature_set]]
 
 
 class DiscriminatorPyramid(nn.Module):

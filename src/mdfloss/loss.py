@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_data_range, check_image_pair, check_reduction
-from .discriminator import FEATURE_SETS, LEAKY_SLOPE, RECEPTIVE_FIELD, PatchDiscriminator
+from .discriminator import FEATURE_LAYERS, FEATURE_SETS, LEAKY_SLOPE, RECEPTIVE_FIELD, PatchDiscriminator
 from .discriminator import DiscriminatorPyramid
 from .weights import SUFFIX, load_pyramid, save_pyramid
 
@@ -76,9 +76,7 @@ def _features(x: torch.Tensor, layers: Layers, feature_set: str) -> list[torch.T
         h = F.leaky_relu(F.conv2d(h, weight, bias), LEAKY_SLOPE)
         outputs.append(h)
     outputs.append(F.conv2d(h, *layers[-1]))
-    if feature_set == "official":
-        return [outputs[0], outputs[-2], outputs[-1]]
-    return outputs
+    return [outputs[i] for i in FEATURE_LAYERS[feature_set]]
 
 
 def _feature_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -86,10 +84,6 @@ def _feature_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a.dtype in (torch.float16, torch.bfloat16):
         a, b = a.float(), b.float()
     return (a - b).square().flatten(1).mean(dim=1)
-
-
-_FEATURE_LAYERS = {"paper": (0, 1, 2, 3, 4), "official": (0, 3, 4)}
-"""Which of the 5 outputs (4 LeakyReLU outputs, then the tail map) each feature set compares."""
 
 
 def _fused_path_applies(prediction: torch.Tensor, target: torch.Tensor, pyramid: DiscriminatorPyramid) -> bool:
@@ -122,7 +116,7 @@ class _PairDistance(torch.autograd.Function):
                 *tensors: torch.Tensor) -> torch.Tensor:
         layout = _layout(prediction)
         weights, biases = [w.contiguous(memory_format=layout) for w in tensors[0::2]], tensors[1::2]
-        compared, last = _FEATURE_LAYERS[feature_set], len(weights) - 2
+        compared, last = FEATURE_LAYERS[feature_set], len(weights) - 2
         keep = ctx.needs_input_grad[0]
         hp, ht = prediction.contiguous(memory_format=layout), target.contiguous(memory_format=layout)
         total = prediction.new_zeros(prediction.shape[0])
