@@ -22,6 +22,7 @@ How image modes are read (Pillow):
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import os
 import warnings
@@ -77,7 +78,7 @@ def load_seed(path: str | os.PathLike[str]) -> SeedImage:
         raise FileNotFoundError(f"seed: image file not found: {path}")
     data = path.read_bytes()
     try:
-        with Image.open(path) as opened:
+        with Image.open(io.BytesIO(data)) as opened:
             opened.load()
             image = ImageOps.exif_transpose(opened)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:

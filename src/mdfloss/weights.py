@@ -59,7 +59,7 @@ def write_atomically(path: str | os.PathLike[str], write: Any) -> Path:
     os.close(handle)
     try:
         write(temporary)
-        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp makes 0600; give the usual mode
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual mode
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -67,10 +67,15 @@ def write_atomically(path: str | os.PathLike[str], write: Any) -> Path:
     return target
 
 
-def _current_umask() -> int:
+def _read_umask() -> int:
+    """The process umask. Reading it means setting it, so it is read once, at import, not per
+    write: a file another thread created in between would get mode 0666."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def save_pyramid(path: str | os.PathLike[str], pyramid: DiscriminatorPyramid, metadata: dict[str, Any]) -> Path:

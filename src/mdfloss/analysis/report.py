@@ -154,9 +154,10 @@ def ratios_markdown(
         "| loss | PSNR (dB) | " + " | ".join(probes) + " |",
         "|---" * (2 + len(probes)) + "|",
     ]
+    by_level = {level: per_unit_mse_ratios(measurements, level) for level in levels}
     for loss in losses:
         for level in levels:
-            table = per_unit_mse_ratios(measurements, level).get(loss, {})
+            table = by_level[level].get(loss, {})
             cells = [f"{table[p].median:.3g}" if p in table else "-" for p in probes]
             lines.append(f"| {loss} | {level:g} | " + " | ".join(cells) + " |")
 

@@ -14,10 +14,12 @@ image and condition, keyed by the image's bytes and the degradation's settings.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -29,8 +31,8 @@ from .degradations import Condition, Degradation, mod_crop, to_tensor
 _MIX = 0x9E3779B97F4A7C15
 
 
-def read_image(path: str | os.PathLike[str]) -> np.ndarray:
-    """An image file as uint8 RGB (H, W, 3); grey is repeated, alpha dropped."""
+def read_image(path: str | os.PathLike[str] | BinaryIO) -> np.ndarray:
+    """An image file (a path or an open binary stream) as uint8 RGB (H, W, 3); grey is repeated, alpha dropped."""
     from PIL import Image
 
     with Image.open(path) as image:
@@ -146,7 +148,7 @@ def eval_set(paths: Sequence[Path], degradation: Degradation, condition: Conditi
             raw + repr((degradation.task, vars(degradation), condition.name, condition.params, crop)).encode()
         ).hexdigest()[:16]
         cached = cache_dir / f"{path.stem}-{condition.name}-{key}.safetensors" if cache_dir else None
-        image = mod_crop(read_image(path), degradation.scale)
+        image = mod_crop(read_image(io.BytesIO(raw)), degradation.scale)
         if crop is not None:
             image = center_crop(image, crop, degradation.scale)
         if cached is not None and cached.is_file():

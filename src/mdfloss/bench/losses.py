@@ -62,6 +62,8 @@ SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 MS_SSIM_MIN_WINDOW = 3
+MS_SSIM_MIN_SIDE = 16 * (MS_SSIM_MIN_WINDOW - 1) + 1
+"""5-scale MS-SSIM downsamples 4 times and needs the smallest window to fit: 33 px."""
 ZHAO_ALPHA = 0.84
 ZHAO_L1_SIGMA = 8.0
 OFFICIAL_SUFFIXES = (".pth", ".pt")
@@ -163,9 +165,8 @@ def ms_ssim_window(side: int, win_size: int = SSIM_WINDOW) -> int:
     if fitting % 2 == 0:
         fitting -= 1
     if fitting < MS_SSIM_MIN_WINDOW:
-        smallest = 16 * (MS_SSIM_MIN_WINDOW - 1) + 1
         raise ValueError(
-            f"prediction: expected height and width of at least {smallest} px for 5-scale MS-SSIM "
+            f"prediction: expected height and width of at least {MS_SSIM_MIN_SIDE} px for 5-scale MS-SSIM "
             f"(4 downsamplings of a {MS_SSIM_MIN_WINDOW}-px window), got a smallest side of {side} px; "
             "use ssim for smaller images"
         )
@@ -191,7 +192,7 @@ class MSSSIMLoss(_PairLoss):
     H, W >= 33 px (see :func:`ms_ssim_window`). Half-precision inputs are computed in float32.
     """
 
-    min_size = 16 * (MS_SSIM_MIN_WINDOW - 1) + 1
+    min_size = MS_SSIM_MIN_SIDE
     min_size_reason = "5-scale MS-SSIM with a 3-px window"
 
     def __init__(self, *, data_range: float = 1.0, reduction: str = "mean", win_size: int = SSIM_WINDOW,

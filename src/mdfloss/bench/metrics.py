@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from .losses import SSIM_SIGMA, SSIM_WINDOW, ms_ssim_value
+from .losses import MS_SSIM_MIN_SIDE, SSIM_SIGMA, SSIM_WINDOW, ms_ssim_value
 
 METRICS = ("psnr", "psnr_y", "ssim", "ms_ssim", "lpips")
 HIGHER_IS_BETTER = {"psnr": True, "psnr_y": True, "ssim": True, "ms_ssim": True, "lpips": False}
@@ -94,7 +94,7 @@ class ImageMetrics:
             "psnr": float(psnr(p, t)[0]),
             "psnr_y": float(psnr_y(p, t)[0]),
             "ssim": float(ssim(p, t)[0]),
-            "ms_ssim": float(ms_ssim(p, t)[0]) if min(p.shape[-2:]) > 32 else math.nan,
+            "ms_ssim": float(ms_ssim(p, t)[0]) if min(p.shape[-2:]) >= MS_SSIM_MIN_SIDE else math.nan,
             "lpips": float(self.lpips(p, t).reshape(-1)[0]) if self.lpips is not None else None,
         }
         return values
