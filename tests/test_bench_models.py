@@ -75,3 +75,15 @@ def test_overrides_reach_the_constructor():
 def test_bad_model_requests_are_refused(kwargs, error, message):
     with pytest.raises(error, match=message):
         build_model(**kwargs)
+
+
+@pytest.mark.parametrize(("name", "task"), [("edsr", "sisr"), ("srresnet", "sisr"), ("dncnn", "denoise")])
+def test_start_from_input_returns_the_input_or_its_bicubic_upsampling(name, task):
+    model = build_model(name, task=task, size="small", start_from_input=True).eval()
+    x = torch.rand(2, 3, 6, 7, generator=torch.Generator().manual_seed(0))
+    if name == "dncnn":
+        torch.testing.assert_close(model(x), x)
+    else:  # PyTorch's bicubic, as documented; a flat image stays flat at 4x the size
+        expected = torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
+        torch.testing.assert_close(model(x), expected)
+        torch.testing.assert_close(model(torch.full((1, 3, 5, 5), 0.3)), torch.full((1, 3, 20, 20), 0.3))

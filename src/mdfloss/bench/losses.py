@@ -40,6 +40,7 @@ Definitions (per sample, averaged over C, H, W unless said otherwise):
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -207,8 +208,10 @@ class MSSSIMLoss(_PairLoss):
         return 1 - ms_ssim_value(prediction, target, self.data_range, self.win_size, self.win_sigma)
 
 
+@functools.lru_cache(maxsize=16)
 def gaussian_window(sigma: float, width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """Normalised 1-D Gaussian of ``width`` taps (odd), centred: (width,)."""
+    """Normalised 1-D Gaussian of ``width`` taps (odd), centred: (width,). Cached: built once per
+    (sigma, width, dtype, device), not on every training step; callers must not modify it."""
     coords = torch.arange(width, dtype=torch.float64) - width // 2
     window = torch.exp(-coords.square() / (2 * sigma**2))
     return (window / window.sum()).to(device=device, dtype=dtype)
