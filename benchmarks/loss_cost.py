@@ -52,7 +52,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from mdfloss import DiscriminatorPyramid, MDFLoss
-from mdfloss.loss import folded_layers
+from mdfloss.discriminator import official_widths
+from mdfloss.loss import channels_layout, folded_layers
 from mdfloss.bench.losses import (
     SSIM_WINDOW, ZHAO_L1_SIGMA, L1Loss, L2Loss, MSSSIML1Loss, MSSSIMLoss, SSIMLoss, ms_ssim_window,
 )
@@ -106,7 +107,7 @@ class ConvolutionsOnly(nn.Module):
         self.pyramid = pyramid.eval().requires_grad_(False)
 
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        layout = torch.channels_last if prediction.device.type == "cpu" else torch.contiguous_format
+        layout = channels_layout(prediction)
         total = prediction.new_zeros(())
         for discriminator in self.pyramid.discriminators:
             layers = [(w.contiguous(memory_format=layout), b) for w, b in folded_layers(discriminator, prediction.dtype)]
@@ -147,7 +148,7 @@ def mdf_macs(shape: tuple[int, ...]) -> int:
     """One fwd+bwd: 5 valid 3x3 convolutions per discriminator, x2 forward passes + 1 backward."""
     n, _, h, w = shape
     one_pass = 0
-    for width in DiscriminatorPyramid.official(MDF_SCALES).widths:
+    for width in official_widths(MDF_SCALES):
         channels = [3, width, width, width, width, 1]
         for layer in range(5):
             one_pass += conv_macs(n, channels[layer], channels[layer + 1], (3, 3), (h - 2 * (layer + 1), w - 2 * (layer + 1)))
@@ -345,10 +346,6 @@ def shape_name(shape: tuple[int, ...]) -> str:
     return "x".join(str(s) for s in shape)
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
 def results_table(table: list[Entry], shape: tuple[int, ...]) -> list[str]:
     lines = [
         "| loss | weights MB | training overhead | fwd ms | fwd+bwd ms | peak MB | GMAC | GFLOP/s |",
@@ -356,7 +353,7 @@ def results_table(table: list[Entry], shape: tuple[int, ...]) -> list[str]:
     ]
     for entry in table:
         macs = entry.macs(shape)
-        fwd, total = median(entry.times["fwd"]), median(entry.times["fwd+bwd"])
+        fwd, total = statistics.median(entry.times["fwd"]), statistics.median(entry.times["fwd+bwd"])
         gmac = f"{macs / 1e9:.3g}" if macs else "-"
         rate = f"{2 * macs / (total / 1e3) / 1e9:.3g}" if macs else "-"
         lines.append(
@@ -372,7 +369,7 @@ def ratio_table(table: list[Entry]) -> list[str]:
 
     def speedup(reference: str, name: str, kind: str) -> str:
         ours, theirs = times[name][kind], times[reference][kind]
-        return f"{median(theirs) / median(ours):.2f}x ({min(theirs) / min(ours):.2f}x)"
+        return f"{statistics.median(theirs) / statistics.median(ours):.2f}x ({min(theirs) / min(ours):.2f}x)"
 
     loop, vgg = "MDF straightforward loop", "VGG16 perceptual"
     lines = [

@@ -114,7 +114,7 @@ class _PairDistance(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, prediction: torch.Tensor, target: torch.Tensor, feature_set: str,
                 *tensors: torch.Tensor) -> torch.Tensor:
-        layout = _layout(prediction)
+        layout = channels_layout(prediction)
         weights, biases = [w.contiguous(memory_format=layout) for w in tensors[0::2]], tensors[1::2]
         compared, last = FEATURE_LAYERS[feature_set], len(weights) - 2
         keep = ctx.needs_input_grad[0]
@@ -150,7 +150,7 @@ class _PairDistance(torch.autograd.Function):
             pairs = zip(_features(prediction, layers, ctx.feature_set), _features(target, layers, ctx.feature_set))
             distance = sum(_feature_distance(fp, ft) for fp, ft in pairs)
             return (torch.autograd.grad(distance, prediction, grad_total, create_graph=True)[0], *nothing)
-        weights = [w.contiguous(memory_format=_layout(prediction)) for w in tensors[0::2]]
+        weights = [w.contiguous(memory_format=channels_layout(prediction)) for w in tensors[0::2]]
         differences = [next(kept) if compared else None for compared in ctx.compared]
         scale = 2 * grad_total.view(-1, 1, 1, 1)
         grad = differences[-1] * (scale / differences[-1][0].numel())
@@ -163,7 +163,7 @@ class _PairDistance(torch.autograd.Function):
         return (grad.contiguous() if prediction.is_contiguous() else grad, *nothing)
 
 
-def _layout(x: torch.Tensor) -> torch.memory_format:
+def channels_layout(x: torch.Tensor) -> torch.memory_format:
     """Channels-last on the CPU (oneDNN's fast layout for these convolutions), else NCHW."""
     return torch.channels_last if x.device.type == "cpu" else torch.contiguous_format
 
