@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..train.checkpoint import load_checkpoint, save_checkpoint
 from ..weights import write_atomically
 from .data import EvalImage, IterationSampler, TrainPatches
 from .distributed import Context, StopFlag
@@ -200,14 +201,13 @@ class Trainer:
     def save_checkpoint(self) -> None:
         if not self.context.is_main:
             return
-        state = self.state()
-        write_atomically(self.folder / CHECKPOINT, lambda tmp: torch.save(state, tmp))
+        save_checkpoint(self.folder / CHECKPOINT, self.state())
         write_csv(self.folder / "train_log.csv", TRAIN_LOG_FIELDS, self.train_rows)
         write_csv(self.folder / "val_log.csv", VAL_LOG_FIELDS, self.val_rows)
 
     def load_checkpoint(self) -> None:
         path = self.folder / CHECKPOINT
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_checkpoint(path)
         if state["identity"] != self.identity:
             changed = sorted(k for k in set(state["identity"]) | set(self.identity)
                              if state["identity"].get(k) != self.identity.get(k))

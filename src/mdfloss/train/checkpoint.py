@@ -1,6 +1,8 @@
 """Training checkpoints: a plain dict of tensors, numbers and strings, written atomically.
 
-Loaded with ``torch.load(weights_only=True)``, so a checkpoint can never execute code. Layout::
+Loaded with ``torch.load(weights_only=True)``, so a checkpoint can never execute code; tagged with
+a format name and version, so a truncated or foreign file gets a clear error. Used by phase 1
+(layout below) and by ``mdfloss bench`` (model, optimizer, scheduler and RNG states). Phase 1::
 
     {"format": "mdfloss-train-checkpoint", "version": 1,
      "fingerprint": "<JSON of everything that determines the result>",
