@@ -92,12 +92,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train_all(configs: list[dict[str, Any]], out: Path, context: Any, resume: bool, command: str | None) -> int:
-    import json
-
-    from ..weights import write_atomically
     from .distributed import StopFlag, stop_on_signals
     from .report import build_report
-    from .runner import MANIFEST, read_manifest, run_experiment
+    from .runner import read_manifest, run_experiment, write_manifest
     from .train import TrainingInterrupted
 
     stop = StopFlag()
@@ -107,8 +104,7 @@ def _train_all(configs: list[dict[str, Any]], out: Path, context: Any, resume: b
         manifest = read_manifest(out)
         if command and command not in manifest.setdefault("commands", []):
             manifest["commands"].append(command)
-        text = json.dumps(manifest, indent=1, sort_keys=True, default=str)
-        write_atomically(out / MANIFEST, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        write_manifest(out, manifest)
     context.barrier()
     with stop_on_signals(stop):
         try:

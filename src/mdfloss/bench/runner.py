@@ -291,7 +291,7 @@ def read_manifest(out: Path) -> dict[str, Any]:
 def update_manifest(out: Path, experiment: Experiment, *, run: LossRun | None = None,
                     result: dict[str, Any] | None = None, skipped: dict[str, str] | None = None,
                     lpips_note: str | None = None, total: int | None = None) -> None:
-    """Record an experiment (and one finished run) in ``manifest.json``, then rewrite ``results.csv``."""
+    """Record an experiment (and one finished run) in ``manifest.json``; after a run, rewrite ``results.csv``."""
     manifest = read_manifest(out)
     config = experiment.config
     entry = manifest["experiments"].setdefault(config["name"], {"runs": {}})
@@ -309,9 +309,15 @@ def update_manifest(out: Path, experiment: Experiment, *, run: LossRun | None = 
     if run is not None:
         entry["runs"][run.label] = {"spec": run.spec, "mdf_options": run.mdf_options,
                                     "official_source": run.official_source, **(result or {})}
+    write_manifest(out, manifest)
+    if run is not None:
+        write_results(out, manifest)
+
+
+def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    """``manifest.json``, atomically."""
     text = json.dumps(manifest, indent=1, sort_keys=True, default=str)
     write_atomically(out / MANIFEST, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    write_results(out, manifest)
 
 
 def write_results(out: Path, manifest: dict[str, Any]) -> None:

@@ -214,7 +214,7 @@ class RunPaths:
     def for_output(cls, out: str | Path, log_dir: str | Path | None = None) -> RunPaths:
         out = Path(out)
         folder = Path(log_dir) if log_dir is not None else out.parent
-        stem = out.stem if out.suffix else out.name
+        stem = out.stem
         return cls(out, folder / f"{stem}.log.jsonl", folder / f"{stem}.samples", folder / f"{stem}.ckpt")
 
 
