@@ -75,3 +75,14 @@ def test_image_metrics_refuse_batches_and_bad_crops():
         ImageMetrics()(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8))
     with pytest.raises(ValueError, match="crop_border"):
         ImageMetrics(crop=-1)
+
+
+def test_image_ssim_and_ms_ssim_match_independent_implementations():
+    from test_bench_losses import oracle_ms_ssim, oracle_ssim_and_cs  # Wang et al., written out in float64
+
+    g = torch.Generator().manual_seed(3)
+    target = quantize(torch.rand(1, 3, 48, 48, generator=g, dtype=torch.float64))
+    prediction = quantize(target + 0.1 * torch.randn(target.shape, generator=g, dtype=torch.float64))
+    values = ImageMetrics()(prediction, target)
+    assert values["ssim"] == pytest.approx(float(oracle_ssim_and_cs(prediction, target, 1.0, 11)[0].mean()), abs=1e-5)
+    assert values["ms_ssim"] == pytest.approx(float(oracle_ms_ssim(prediction, target, 1.0, 3)[0]), abs=1e-5)

@@ -150,14 +150,17 @@ class SSIMLoss(_PairLoss):
         self.min_size = win_size
 
     def per_sample(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        from pytorch_msssim import ssim
+        return 1 - ssim_value(prediction, target, self.data_range, self.win_size, self.win_sigma)
 
-        with torch.autocast(prediction.device.type, enabled=False):
-            value = ssim(
-                _float32_at_least(prediction), _float32_at_least(target), data_range=self.data_range,
-                size_average=False, win_size=self.win_size, win_sigma=self.win_sigma,
-            )
-        return 1 - value
+
+def ssim_value(prediction: torch.Tensor, target: torch.Tensor, data_range: float,
+               win_size: int = SSIM_WINDOW, win_sigma: float = SSIM_SIGMA) -> torch.Tensor:
+    """Per-sample SSIM averaged over channels, from pytorch_msssim, in at least float32: (N,)."""
+    from pytorch_msssim import ssim
+
+    with torch.autocast(prediction.device.type, enabled=False):
+        return ssim(_float32_at_least(prediction), _float32_at_least(target), data_range=data_range,
+                    size_average=False, win_size=win_size, win_sigma=win_sigma)
 
 
 def ms_ssim_window(side: int, win_size: int = SSIM_WINDOW) -> int:

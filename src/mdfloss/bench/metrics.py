@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from .losses import MS_SSIM_MIN_SIDE, SSIM_SIGMA, SSIM_WINDOW, ms_ssim_value
+from .losses import MS_SSIM_MIN_SIDE, ms_ssim_value, ssim_value
 
 METRICS = ("psnr", "psnr_y", "ssim", "ms_ssim", "lpips")
 HIGHER_IS_BETTER = {"psnr": True, "psnr_y": True, "ssim": True, "ms_ssim": True, "lpips": False}
@@ -56,11 +56,8 @@ def psnr_y(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image SSIM averaged over channels: (N,)."""
-    from pytorch_msssim import ssim as library_ssim
-
-    return library_ssim(prediction, target, data_range=1.0, size_average=False, win_size=SSIM_WINDOW,
-                        win_sigma=SSIM_SIGMA)
+    """Per-image SSIM averaged over channels (window 11, sigma 1.5), the SSIM loss's definition: (N,)."""
+    return ssim_value(prediction, target, 1.0)
 
 
 def ms_ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
