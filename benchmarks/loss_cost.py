@@ -9,8 +9,8 @@ is their sum. The losses take turns within each repetition, so a burst of load f
 processes hits all of them alike; one warm-up repetition is discarded and the median of
 ``--reps`` is reported. The ratio tables divide medians measured in the same run.
 
-Losses: L1, L2, SSIM, MS-SSIM, MS-SSIM+L1 (Zhao et al., alpha 0.84), as ``mdfloss.bench.losses``
-builds them; VGG16 perceptual and LPIPS-style VGG (``mdfloss.bench.perceptual``, random weights:
+Losses: L1, L2, SSIM, MS-SSIM, MS-SSIM+L1 (Zhao et al., alpha 0.84), as ``mdfloss.losses``
+builds them; VGG16 perceptual and LPIPS-style VGG (``mdfloss.losses.perceptual``, random weights:
 speed does not depend on them); MDF (``mdfloss.MDFLoss``) on ``DiscriminatorPyramid.official(8)``
 (widths 32 x 4 + 64 x 4) with random convolutions and random BatchNorm statistics, with the
 paper's and the official feature sets; and **MDF straightforward loop**: the official definition
@@ -54,10 +54,9 @@ from torch import nn
 from mdfloss import DiscriminatorPyramid, MDFLoss
 from mdfloss.discriminator import official_widths
 from mdfloss.loss import channels_layout, folded_layers
-from mdfloss.bench.losses import (
-    SSIM_WINDOW, ZHAO_L1_SIGMA, L1Loss, L2Loss, MSSSIML1Loss, MSSSIMLoss, SSIMLoss, ms_ssim_window,
-)
-from mdfloss.bench.perceptual import VGG16_CONFIG, LPIPSVGGLoss, VGGPerceptualLoss
+from mdfloss.functional import SSIM_WINDOW, ms_ssim_window
+from mdfloss.losses.classic import ZHAO_L1_SIGMA, L1Loss, L2Loss, MSSSIML1Loss, MSSSIMLoss, SSIMLoss
+from mdfloss.losses.perceptual import VGG16_CONFIG, LPIPSVGGLoss, VGGPerceptualLoss
 
 MDF_SCALES = 8
 FLOOR = "MDF convolutions only (floor)"

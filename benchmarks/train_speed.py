@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from mdfloss.discriminator import PatchDiscriminator
-from mdfloss.distortions import make_distortion
-from mdfloss.seed import load_seed, seed_pyramid
+from mdfloss.train.distortions import make_distortion
+from mdfloss.train.seed import load_seed, seed_pyramid
 from mdfloss.train.generator import ResidualGenerator, singan_init_
 from mdfloss.train.presets import resolve_settings
 from mdfloss.train.trainer import ScaleTrainer, distort, gradient_penalty, pad_margin, stream

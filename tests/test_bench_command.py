@@ -72,7 +72,7 @@ def test_the_degraded_input_is_measured_as_a_baseline(finished):
     import numpy as np
     from PIL import Image
 
-    from mdfloss.bench.metrics import psnr
+    from mdfloss.metrics.image import psnr
 
     rows = read_rows(finished / "sisr-edsr" / "input_results.csv")
     assert [r["loss"] for r in rows] == ["input", "input"]

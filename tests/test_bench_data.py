@@ -24,7 +24,7 @@ from mdfloss.bench.degradations import (
     build_degradation,
     mod_crop,
 )
-from mdfloss.image_files import list_images
+from mdfloss._files import list_images
 
 
 def write_images(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> Path:
@@ -103,7 +103,7 @@ def test_conditions_follow_the_paper_settings():
 
 @pytest.mark.parametrize(
     ("task", "options", "message"),
-    [("blur", {}, "task"), ("sisr", {"scale": 1}, "scale"), ("jpeg", {"test_qualities": [0]}, "JPEG qualities"),
+    [("blur", {}, "task"), ("sisr", {"scale": 1}, "scale"), ("jpeg", {"test_qualities": [0]}, r"degradation.test_qualities: expected an int in \[1, 95\], got 0"),
      ("denoise", {"sigma_range": [5, 1]}, "sigma_range"), ("denoise", {"strength": 3}, "degradation options")],
 )
 def test_bad_degradation_options_are_refused(task, options, message):

@@ -10,15 +10,9 @@ import torch
 from conftest import DEVICES, make_pyramid, shared_path
 
 from mdfloss import MDFLoss, save_pyramid
-from mdfloss.bench.losses import (
-    LossTerm,
-    MSSSIML1Loss,
-    WeightedSum,
-    build_loss,
-    gaussian_weighted_l1,
-    ms_ssim_window,
-    parse_loss_spec,
-)
+from mdfloss.functional import ms_ssim_window
+from mdfloss.losses import LossTerm, WeightedSum, build_loss, parse_loss_spec
+from mdfloss.losses.classic import MSSSIML1Loss, gaussian_weighted_l1
 
 
 
@@ -241,7 +235,7 @@ RANDOM_VGG = {"vgg": {"weights": "random"}, "lpips": {"weights": "random", "head
 
 @pytest.mark.parametrize(("spec", "weight", "name"), [("l2+vgg", 1.0, "vgg"), ("l2+0.1*lpips", 0.1, "lpips")])
 def test_perceptual_terms_are_the_perceptual_module_plus_l2(spec, weight, name):
-    from mdfloss.bench.perceptual import LPIPSVGGLoss, VGGPerceptualLoss
+    from mdfloss.losses.perceptual import LPIPSVGGLoss, VGGPerceptualLoss
 
     p, t = pair((2, 3, 16, 16), seed=15, dtype=torch.float32)
     torch.manual_seed(3)

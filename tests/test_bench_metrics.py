@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from mdfloss.bench.metrics import ImageMetrics, crop_border, psnr, psnr_y, quantize, rgb_to_y
+from mdfloss.metrics.image import ImageMetrics, crop_border, psnr, psnr_y, quantize, rgb_to_y
 
 
 def test_psnr_of_a_uniform_offset_is_minus_twenty_log_of_it():

@@ -19,7 +19,7 @@ from mdfloss.bench.report import (
     summarize,
     worst_percentile,
 )
-from mdfloss.bench.train import write_csv
+from mdfloss._files import write_csv
 
 
 def test_paired_t_test_matches_the_t_statistic_formula():

@@ -14,17 +14,17 @@ from mdfloss.bench.config import experiment_config
 from mdfloss.bench.data import EvalImage, TrainPatches
 from mdfloss.bench.degradations import Denoising
 from mdfloss.bench.distributed import Context, StopFlag, stop_on_signals
-from mdfloss.bench.losses import build_loss
+from mdfloss.losses import build_loss
 from mdfloss.bench.models import DnCNN
-from mdfloss.bench.train import (
+from mdfloss.bench.fit import (
     CHECKPOINT,
     Trainer,
     TrainingInterrupted,
     build_optimizer,
     build_scheduler,
     lr_factor,
-    read_csv,
 )
+from mdfloss._files import read_csv
 
 TOTAL = 6
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mdfloss.distortions import (
+from mdfloss.train.distortions import (
     REGISTRY,
     GaussianBlur,
     GaussianNoise,

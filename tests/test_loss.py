@@ -343,7 +343,7 @@ def test_range_check_can_be_switched_off_for_unclamped_outputs():
         ({"data_range": 0}, "data_range: expected a positive number"),
         ({"input_range": (1, -1)}, "input_range: expected"),
         ({"scales": 5}, r"scales: expected an int in \[1, 2\]"),
-        ({"scales": [0, 2]}, r"scales: expected indices in \[0, 1\]"),
+        ({"scales": [0, 2]}, r"scales\[1\]: expected an int in \[0, 1\], got 2"),
         ({"scales": [1, 1]}, "scales: expected distinct indices"),
         ({"scales": []}, "scales: expected at least one"),
         ({"scales": "all"}, "scales: expected None, an int or a list"),

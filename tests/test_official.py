@@ -393,7 +393,7 @@ def test_hand_written_payload_is_refused(tmp_path, container, module, name):
 ])
 def test_pickle_cannot_set_attributes_on_allowed_globals(tmp_path, module, name):
     """BUILD with slot state would run setattr(global, '__defaults__' / '__setstate__', ...)."""
-    from mdfloss import official as official_module
+    from mdfloss.official import reader as official_module
 
     before = official_module._rebuild_tensor.__defaults__
     state = pickle.dumps((None, {"__defaults__": (1,), "__setstate__": None}), protocol=2)[2:-1]

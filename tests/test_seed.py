@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mdfloss.seed import (
+from mdfloss.train.seed import (
     CoarseScaleWarning,
     SeedImage,
     warn_if_coarsest_is_small,

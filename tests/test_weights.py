@@ -14,7 +14,8 @@ from safetensors.torch import save_file
 
 import mdfloss
 from mdfloss import MDFLoss, WeightFileError, load_pyramid, read_metadata, save_pyramid
-from mdfloss.weights import METADATA_KEY, write_atomically
+from mdfloss._files import write_atomically
+from mdfloss.weights import METADATA_KEY
 
 
 @pytest.fixture

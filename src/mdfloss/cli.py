@@ -11,9 +11,9 @@ from . import __version__
 
 # subcommand -> module with `add_arguments(parser)` and `run(args) -> int`
 COMMANDS = {
-    "demo": ("mdfloss.demo", "reconstruct an image from noise with L2 and with MDF"),
+    "demo": ("mdfloss.demo.command", "reconstruct an image from noise with L2 and with MDF"),
     "train": ("mdfloss.train.command", "train a task-specific MDF loss on one seed image (phase 1)"),
-    "convert": ("mdfloss.official_command", "convert the authors' Ds_*.pth into an mdfloss weight file, safely"),
+    "convert": ("mdfloss.official.command", "convert the authors' Ds_*.pth into an mdfloss weight file, safely"),
     "analyze": ("mdfloss.analysis.command", "what a loss penalises: sensitivity to distortions at matched PSNR"),
     "bench": ("mdfloss.bench.command", "train restoration networks with each loss and compare them (report)"),
 }

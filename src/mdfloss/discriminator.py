@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
+from ._checks import check_int
+
 RECEPTIVE_FIELD = 11
 """Smallest input side a discriminator accepts: five 3x3 valid convolutions."""
 
@@ -120,17 +122,12 @@ class DiscriminatorPyramid(nn.Module):
         if isinstance(scales, (bool, str)) or not isinstance(scales, (int, Sequence)):
             raise TypeError(f"scales: expected None, an int or a list of ints, got {type(scales).__name__}")
         if isinstance(scales, int):
-            if not 1 <= scales <= count:
-                raise ValueError(f"scales: expected an int in [1, {count}] for a {count}-scale pyramid, got {scales}")
-            return list(range(scales))
+            return list(range(check_int("scales", scales, minimum=1, maximum=count)))
         indices = list(scales)
         if not indices:
             raise ValueError("scales: expected at least one scale index, got an empty list")
-        for index in indices:
-            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
-                raise ValueError(
-                    f"scales: expected indices in [0, {count - 1}] for a {count}-scale pyramid, got {indices}"
-                )
+        for position, index in enumerate(indices):
+            check_int(f"scales[{position}]", index, minimum=0, maximum=count - 1)
         if len(set(indices)) != len(indices):
             raise ValueError(f"scales: expected distinct indices, got {indices}")
         return indices

@@ -41,11 +41,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from ._checks import check_data_range, check_image_pair, check_reduction
+from ._checks import check_data_range, check_image_pair, check_module_device, check_reduction
 from .discriminator import FEATURE_LAYERS, FEATURE_SETS, LEAKY_SLOPE, RECEPTIVE_FIELD, PatchDiscriminator
 from .discriminator import DiscriminatorPyramid
+from .functional import float32_at_least, reduce
+from .losses.base import FrozenFeatureLoss
 from .weights import SUFFIX, load_pyramid, save_pyramid
 
 PRETRAINED_PACKAGE = "mdfloss.pretrained"
@@ -81,9 +82,7 @@ def _features(x: torch.Tensor, layers: Layers, feature_set: str) -> list[torch.T
 
 def _feature_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-sample mean squared difference over (C, H, W), in at least float32: (N,)."""
-    if a.dtype in (torch.float16, torch.bfloat16):
-        a, b = a.float(), b.float()
-    return (a - b).square().flatten(1).mean(dim=1)
+    return (float32_at_least(a) - float32_at_least(b)).square().flatten(1).mean(dim=1)
 
 
 def _fused_path_applies(prediction: torch.Tensor, target: torch.Tensor, pyramid: DiscriminatorPyramid) -> bool:
@@ -186,13 +185,16 @@ def mdf_loss(
         prediction, target, data_range=data_range, min_size=RECEPTIVE_FIELD,
         min_size_reason=_MIN_SIZE_REASON, check_range=check_range,
     )
-    indices = pyramid.select(scales)
-    parameter = next(pyramid.parameters())
-    if parameter.device != prediction.device:
-        raise ValueError(
-            f"prediction: expected the loss's device {parameter.device}, got {prediction.device} "
-            "(move the loss with .to(device))"
-        )
+    check_module_device(pyramid, prediction)
+    per_sample = _per_sample_distance(prediction, target, pyramid, pyramid.select(scales), input_range, data_range,
+                                      features)
+    return reduce(per_sample, reduction)
+
+
+def _per_sample_distance(prediction: torch.Tensor, target: torch.Tensor, pyramid: DiscriminatorPyramid,
+                         indices: Sequence[int], input_range: tuple[float, float], data_range: float,
+                         features: str) -> torch.Tensor:
+    """The summed feature distances of the discriminators ``indices``, inputs already checked: (N,)."""
     low, high = input_range
     gain = (high - low) / data_range
     prediction = prediction * gain + low
@@ -214,14 +216,10 @@ def mdf_loss(
             target_features = _features(target, layers, features)
         for fp, ft in zip(_features(prediction, layers, features), target_features):
             total = total + _feature_distance(fp, ft)
-    if reduction == "mean":
-        return total.mean()
-    if reduction == "sum":
-        return total.sum()
     return total
 
 
-class MDFLoss(nn.Module):
+class MDFLoss(FrozenFeatureLoss):
     r"""Multi-Scale Discriminative Feature loss; lower is better.
 
     Args:
@@ -247,8 +245,9 @@ class MDFLoss(nn.Module):
         >>> crit(prediction, torch.rand(2, 3, 32, 32)).backward()
     """
 
-    higher_is_better = False
-    is_differentiable = True
+    frozen_network = "pyramid"
+    min_size = RECEPTIVE_FIELD
+    min_size_reason = _MIN_SIZE_REASON
 
     def __init__(
         self,
@@ -262,33 +261,22 @@ class MDFLoss(nn.Module):
         check_range: bool = True,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(data_range=data_range, reduction=reduction, check_range=check_range)
         if not isinstance(pyramid, DiscriminatorPyramid) or len(pyramid) == 0:
             raise TypeError(f"pyramid: expected a non-empty DiscriminatorPyramid, got {pyramid!r:.80}")
         if len(input_range) != 2:
             raise ValueError(f"input_range: expected (low, high), got {input_range!r}")
         self.input_range = (float(input_range[0]), float(input_range[1]))
         _check_options(features, reduction, data_range, self.input_range)
-        self.pyramid = pyramid.eval().requires_grad_(False)
+        self.pyramid = pyramid
+        self.freeze()
         self.scale_indices = pyramid.select(scales)
-        self.data_range = float(data_range)
         self.features = features
-        self.reduction = reduction
-        self.check_range = check_range
         self.metadata = dict(metadata or {})
 
-    def train(self, mode: bool = True) -> MDFLoss:
-        """The discriminators stay in eval mode whatever the mode of the loss."""
-        super().train(mode)
-        self.pyramid.eval()
-        return self
-
-    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return mdf_loss(
-            prediction, target, self.pyramid,
-            input_range=self.input_range, data_range=self.data_range, features=self.features,
-            scales=self.scale_indices, reduction=self.reduction, check_range=self.check_range,
-        )
+    def per_sample(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return _per_sample_distance(prediction, target, self.pyramid, self.scale_indices, self.input_range,
+                                    self.data_range, self.features)
 
     def extra_repr(self) -> str:
         return (

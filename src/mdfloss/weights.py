@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
+from ._files import write_atomically
 from .discriminator import DiscriminatorPyramid
 
 FORMAT_NAME = "mdfloss-weights"
@@ -46,36 +46,6 @@ class WeightFileError(ValueError):
         super().__init__(f"{os.fspath(path)}: {problem}")
         self.path = Path(path)
         self.problem = problem
-
-
-def write_atomically(path: str | os.PathLike[str], write: Any) -> Path:
-    """Call ``write(temporary_path)`` next to ``path``, then rename it over ``path``.
-
-    A crash leaves either the old file or the new one, never half of one.
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(handle)
-    try:
-        write(temporary)
-        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual mode
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
-
-
-def _read_umask() -> int:
-    """The process umask. Reading it means setting it, so it is read once, at import, not per
-    write: a file another thread created in between would get mode 0666."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
 
 
 def save_pyramid(path: str | os.PathLike[str], pyramid: DiscriminatorPyramid, metadata: dict[str, Any]) -> Path:

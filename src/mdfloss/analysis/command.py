@@ -109,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def loss_spec(text: str) -> str:
-    """A ``--loss`` value as a :func:`mdfloss.bench.losses.build_loss` spec.
+    """A ``--loss`` value as a :func:`mdfloss.losses.build_loss` spec.
 
     Weight files (.safetensors, .pth, .pt) and pretrained names become ``mdf:...``; anything else
     (``l1``, ``mdf:denoise``, ``l2+0.1*lpips``) is passed on unchanged.
@@ -198,8 +198,8 @@ def _sensitivity(args: argparse.Namespace) -> int:
     import torch
 
     from .. import __version__
-    from ..bench.losses import build_loss
-    from ..image_files import list_images
+    from ..losses import build_loss
+    from .._files import list_images
     from . import report
     from .sensitivity import distort, evaluate, load_image
 

@@ -41,7 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..distortions import jpeg_roundtrip_uint8
+from .._checks import check_int
+from ..functional import gaussian_window, jpeg_roundtrip_uint8
 
 MATCH_TOLERANCE_DB = 0.05
 """An achieved PSNR further than this from its target is flagged as not matched."""
@@ -156,10 +157,9 @@ def blur_matrix(length: int, sigma: float, device: torch.device | str = "cpu") -
     Taps reaching past the signal are folded back as often as needed, so any sigma works.
     """
     radius = math.ceil(BLUR_TRUNCATION * sigma)
-    taps = torch.arange(-radius, radius + 1, dtype=torch.float64, device=device)
-    kernel = torch.exp(-taps.square() / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
-    positions = torch.arange(length, device=device)[:, None] + taps.long()[None, :]
+    taps = torch.arange(-radius, radius + 1, device=device)
+    kernel = gaussian_window(sigma, 2 * radius + 1, torch.float64, device)
+    positions = torch.arange(length, device=device)[:, None] + taps[None, :]
     if length > 1:
         period = 2 * (length - 1)
         positions = positions.remainder(period)
@@ -311,8 +311,7 @@ def _log_log_interpolation(lower: Distorted, upper: Distorted, target_mse: float
 def jpeg_compress(image: torch.Tensor, quality: int) -> torch.Tensor:
     """Encode ``image`` (rounded to 8 bits) as a JPEG of ``quality`` (1-95) and decode it: float64."""
     image = _check_image(image)
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 95:
-        raise ValueError(f"quality: expected an int JPEG quality in [1, 95], got {quality!r}")
+    check_int("quality", quality, minimum=1, maximum=95)
     pixels = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     decoded = jpeg_roundtrip_uint8(pixels[..., 0] if pixels.shape[-1] == 1 else pixels, quality)
     decoded = torch.from_numpy(decoded.astype(np.float64) / 255.0).reshape(pixels.shape)

@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..weights import write_atomically
+from .._files import write_atomically
 from .probes import JPEG, MATCH_TOLERANCE_DB, PARAMETER_NAMES, psnr_from_mse
 from .sensitivity import REFERENCE_DISTORTION, Measurement, Ratio, per_unit_mse_ratios
 

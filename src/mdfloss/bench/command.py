@@ -95,7 +95,7 @@ def _train_all(configs: list[dict[str, Any]], out: Path, context: Any, resume: b
     from .distributed import StopFlag, stop_on_signals
     from .report import build_report
     from .runner import read_manifest, run_experiment, write_manifest
-    from .train import TrainingInterrupted
+    from .fit import TrainingInterrupted
 
     stop = StopFlag()
 

@@ -10,7 +10,7 @@ layers, each overriding the one before:
 4. command-line flags (``--iters``, ``--train-dir``...), then ``--set key.sub=value`` (YAML values).
 
 Loss labels (the names in ``losses:``, the columns of the report) resolve to loss specs for
-:func:`mdfloss.bench.losses.build_loss`: ``loss_aliases`` first (the paper's ``vgg`` is
+:func:`mdfloss.losses.build_loss`: ``loss_aliases`` first (the paper's ``vgg`` is
 ``l2+vgg``, its ``lpips`` is ``l2+0.1*lpips``), then ``mdf`` (``mdf.weights``, by default the
 pretrained loss named after the task) and ``mdf-official`` (the authors' file for the task in
 ``official.dir``, converted to a weight file in the output folder); any other label is a spec.
@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .._checks import check_int
 from .degradations import TASKS
 from .models import MODEL_SIZES, MODEL_TASKS
 
@@ -209,14 +210,14 @@ def complete(config: dict[str, Any]) -> dict[str, Any]:
     config["losses"] = losses
     train, data = config["train"], config["data"]
     for key in ("patch_size", "batch_size"):
-        data[key] = _positive_int(data[key], f"data.{key}")
+        data[key] = check_int(f"data.{key}", data[key], minimum=1, integral_float=True)
     for key in ("val_every", "checkpoint_every", "log_every", "patches_per_image"):
-        train[key] = _positive_int(train[key], f"train.{key}")
+        train[key] = check_int(f"train.{key}", train[key], minimum=1, integral_float=True)
     for key in ("workers", "val_holdout"):
-        data[key] = _non_negative_int(data[key], f"data.{key}")
+        data[key] = check_int(f"data.{key}", data[key], minimum=0, integral_float=True)
     for key in ("iters", "epochs", "stop_after", "threads"):
         if train[key] is not None:
-            train[key] = _positive_int(train[key], f"train.{key}")
+            train[key] = check_int(f"train.{key}", train[key], minimum=1, integral_float=True)
     if train["iters"] is None and train["epochs"] is None:
         raise ValueError("train.iters: expected a number of iterations (or train.epochs), got neither")
     if train["select"] not in SELECTIONS:
@@ -224,18 +225,6 @@ def complete(config: dict[str, Any]) -> dict[str, Any]:
     if train["grad_clip"] is not None:
         train["grad_clip"] = float(train["grad_clip"])
     return config
-
-
-def _positive_int(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
-        raise ValueError(f"{key}: expected a positive int, got {value!r}")
-    return int(value)
-
-
-def _non_negative_int(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:
-        raise ValueError(f"{key}: expected a non-negative int, got {value!r}")
-    return int(value)
 
 
 def total_iterations(config: dict[str, Any], train_images: int) -> int:

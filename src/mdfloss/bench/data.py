@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ..weights import write_atomically
+from .._checks import check_int
+from .._files import write_atomically
 from .degradations import Condition, Degradation, mod_crop, to_tensor
 
 _MIX = 0x9E3779B97F4A7C15
@@ -62,8 +63,7 @@ class TrainPatches(Dataset):
                  augment: bool = True, seed: int = 0, names: Sequence[str] | None = None) -> None:
         if not images:
             raise ValueError("images: expected at least one training image, got none")
-        if isinstance(patch_size, bool) or not isinstance(patch_size, int) or patch_size < 1:
-            raise ValueError(f"data.patch_size: expected a positive int, got {patch_size!r}")
+        check_int("data.patch_size", patch_size, minimum=1)
         if patch_size % degradation.scale:
             raise ValueError(
                 f"data.patch_size: expected a multiple of the scale {degradation.scale}, got {patch_size}"

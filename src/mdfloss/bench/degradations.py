@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..distortions import jpeg_roundtrip_uint8
+from .._checks import check_int
+from ..functional import jpeg_roundtrip_uint8
 
 TASKS = ("sisr", "denoise", "jpeg")
 
@@ -82,9 +83,7 @@ class SuperResolution(Degradation):
     task = "sisr"
 
     def __init__(self, scale: int = 4) -> None:
-        if isinstance(scale, bool) or not isinstance(scale, int) or scale < 2:
-            raise ValueError(f"degradation.scale: expected an int >= 2, got {scale!r}")
-        self.scale = scale
+        self.scale = check_int("degradation.scale", scale, minimum=2)
 
     def train_pair(self, patch: np.ndarray, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return to_tensor(bicubic_downscale(patch, self.scale)), to_tensor(patch)
@@ -134,9 +133,9 @@ class JPEGArtifacts(Degradation):
     task = "jpeg"
 
     def __init__(self, train_quality: int = 10, val_quality: int = 10, test_qualities: tuple[int, ...] = (10, 7)) -> None:
-        for quality in (train_quality, val_quality, *test_qualities):
-            if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 95:
-                raise ValueError(f"degradation: expected JPEG qualities as ints in [1, 95], got {quality!r}")
+        for name, quality in (("train_quality", train_quality), ("val_quality", val_quality),
+                              *(("test_qualities", q) for q in test_qualities)):
+            check_int(f"degradation.{name}", quality, minimum=1, maximum=95)
         self.train_quality = train_quality
         self.val_quality = val_quality
         self.test_qualities = tuple(test_qualities)

@@ -12,7 +12,7 @@ import torch
 from .distributed import Context
 from .evaluate import evaluate
 from .runner import build_metrics, build_run_loss, build_run_model, load_eval_sets, set_up
-from .train import build_optimizer, validate
+from .fit import build_optimizer, validate
 
 
 def estimate(configs: list[dict[str, Any]], out: Path, context: Context, *, steps: int = 3) -> str:

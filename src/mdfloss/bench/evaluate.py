@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..weights import write_atomically
+from .._files import write_atomically
 from .data import EvalImage
-from .metrics import METRICS, ImageMetrics, quantize
+from ..metrics.image import METRICS, ImageMetrics, quantize
 
 RESULT_FIELDS = ("task", "model", "loss", "dataset", "image", *METRICS)
 INPUT_LABEL = "input"

@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._checks import check_int
+
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 """RGB mean of DIV2K in [0, 1], as EDSR subtracts it."""
 
@@ -188,5 +190,4 @@ def _bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:
 
 def _check_positive(**values: int) -> None:
     for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{key}: expected a positive int, got {value!r}")
+        check_int(key, value, minimum=1)

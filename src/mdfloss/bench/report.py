@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..weights import write_atomically
-from .metrics import HIGHER_IS_BETTER, LABELS, METRICS
+from .._files import write_atomically
+from ..metrics.image import HIGHER_IS_BETTER, LABELS, METRICS
 from .evaluate import INPUT_LABEL
 from .runner import INPUT_RESULTS, experiment_results, read_manifest
-from .train import read_csv
+from .._files import read_csv
 
 FILES = "report_files"
 ALPHA = 0.05

@@ -27,17 +27,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..image_files import list_images
-from ..weights import write_atomically
+from .._files import list_images, read_csv, write_csv
+from .._files import write_atomically
 from .config import LossRun, identity, resolve_losses, total_iterations
 from .data import EvalImage, TrainPatches, eval_set, read_image
 from .degradations import Degradation, build_degradation
 from .distributed import Context, StopFlag
 from .evaluate import INPUT_LABEL, RESULT_FIELDS, DegradedInput, evaluate, format_row, save_references
-from .losses import build_loss, parse_loss_spec
-from .metrics import ImageMetrics
+from ..losses import build_loss, parse_loss_spec
+from ..metrics.image import ImageMetrics
 from .models import build_model
-from .train import BEST_FILES, CHECKPOINT, Trainer, load_weights, read_csv, write_csv
+from .fit import BEST_FILES, CHECKPOINT, Trainer, load_weights
 
 MANIFEST = "manifest.json"
 RESULTS = "results.csv"
@@ -270,7 +270,7 @@ def build_run_model(config: dict[str, Any]) -> nn.Module:
 
 def build_metrics(experiment: Experiment, context: Context) -> tuple[ImageMetrics, str]:
     """The metrics; LPIPS when its weights load, else a note saying why not."""
-    from .perceptual import LPIPSVGGLoss
+    from ..losses.perceptual import LPIPSVGGLoss
 
     options = experiment.config["perceptual"]["lpips"]
     try:

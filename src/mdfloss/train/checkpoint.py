@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..weights import write_atomically
+from .._files import write_atomically
 
 FORMAT_NAME = "mdfloss-train-checkpoint"
 FORMAT_VERSION = 1

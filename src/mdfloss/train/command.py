@@ -8,7 +8,7 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..distortions import REGISTRY
+    from .distortions import REGISTRY
     from .presets import PRESETS
 
     names = ", ".join(REGISTRY)
@@ -59,7 +59,7 @@ def command_line(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..distortions import parse_params
+    from .distortions import parse_params
     from .trainer import train_loss
 
     if args.threads is not None:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..weights import write_atomically
+from .._files import write_atomically
 
 
 class TrainingLog:

@@ -14,27 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._checks import as_type, check_choice, check_int, check_number
+
 GENERATOR_INITS = ("singan", "identity")
 CRITIC_BATCHES = ("separate", "joint")
 
 # Settings that change how a run is written, never what it computes: allowed to differ on --resume.
 BOOKKEEPING = ("checkpoint_every", "log_every")
-
-
-def _require_int(name: str, value: Any, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-
-
-def _convert(name: str, value: Any, kind: type) -> Any:
-    if isinstance(value, str):
-        try:
-            return kind(value)
-        except ValueError:
-            raise ValueError(f"{name}: expected a {kind.__name__}, got {value!r}") from None
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -69,21 +55,16 @@ class TrainSettings:
         positive_ints = ("scales", "iters", "gp_every", "d_steps", "g_steps", "width", "width_double_every",
                          "width_max", "batch", "bank_size", "checkpoint_every", "log_every")
         for name in positive_ints:
-            _require_int(name, getattr(self, name), minimum=1)
-        _require_int("crop", self.crop, minimum=0)
-        _require_int("max_side", self.max_side, minimum=0)
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("crop", self.crop, minimum=0)
+        check_int("max_side", self.max_side, minimum=0)
         if 0 < self.crop < 11:
             raise ValueError(f"crop: expected 0 (whole image) or at least 11 px (the receptive field), got {self.crop}")
         for name in ("lr", "alpha", "gp_weight", "lr_gamma"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name}: expected a non-negative number, got {value!r}")
+            check_number(name, getattr(self, name), minimum=0)
         for name in ("beta1", "beta2", "lr_decay_at"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise ValueError(f"{name}: expected a number in [0, 1], got {value!r}")
-        if self.critic_batch not in CRITIC_BATCHES:
-            raise ValueError(f"critic_batch: expected one of {CRITIC_BATCHES}, got {self.critic_batch!r}")
+            check_number(name, getattr(self, name), minimum=0, maximum=1)
+        check_choice("critic_batch", self.critic_batch, CRITIC_BATCHES)
         if self.generator_init not in GENERATOR_INITS:
             raise ValueError(f"generator_init: expected one of {GENERATOR_INITS}, got {self.generator_init!r}")
 
@@ -104,7 +85,7 @@ class TrainSettings:
         unknown = sorted(set(overrides) - set(fields))
         if unknown:
             raise ValueError(f"settings: unknown setting(s) {unknown}; known: {sorted(fields)}")
-        converted = {name: _convert(name, value, type(getattr(self, name))) for name, value in overrides.items()}
+        converted = {name: as_type(name, value, type(getattr(self, name))) for name, value in overrides.items()}
         return dataclasses.replace(self, **converted)
 
 

@@ -40,8 +40,8 @@ from torch import nn
 
 from .. import __version__
 from ..discriminator import DiscriminatorPyramid, PatchDiscriminator
-from ..distortions import Distortion, make_distortion
-from ..seed import (
+from .distortions import Distortion, make_distortion
+from .seed import (
     RHO, SeedImage, check_seed_size, load_seed, seed_pyramid, shrink_to_max_side, warn_if_coarsest_is_small,
 )
 from ..weights import save_pyramid

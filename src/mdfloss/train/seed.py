@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .discriminator import RECEPTIVE_FIELD
+from .._checks import check_int
+from ..discriminator import RECEPTIVE_FIELD
 
 RHO = 2
 """Downsampling factor between consecutive scales (paper: rho = 2)."""
@@ -167,8 +168,7 @@ def warn_if_coarsest_is_small(seed: SeedImage, scales: int, rho: int = RHO) -> N
 
 def check_seed_size(seed: SeedImage, scales: int, rho: int = RHO, hint: str = "") -> None:
     """Raise ValueError unless the coarsest scale of ``seed`` is at least 11 px on its short side."""
-    if isinstance(scales, bool) or not isinstance(scales, int) or scales < 1:
-        raise ValueError(f"scales: expected a positive int, got {scales!r}")
+    check_int("scales", scales, minimum=1)
     width, height = seed.size
     short = min(width, height)
     needed = minimum_short_side(scales, rho)
@@ -205,8 +205,7 @@ def shrink_to_max_side(seed: SeedImage, max_side: int | None) -> SeedImage:
     """The seed with its long side reduced to ``max_side`` px (Lanczos, aspect kept), if larger."""
     if max_side is None:
         return seed
-    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < RECEPTIVE_FIELD:
-        raise ValueError(f"max_side: expected an int of at least {RECEPTIVE_FIELD} px or None, got {max_side!r}")
+    check_int("max_side", max_side, minimum=RECEPTIVE_FIELD)
     width, height = seed.size
     if max(width, height) <= max_side:
         return seed

@@ -17,8 +17,6 @@ so they always describe what the checkpoint holds.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -30,10 +28,10 @@ import torch
 from torch import nn
 
 from ..train.checkpoint import load_checkpoint, save_checkpoint
-from ..weights import write_atomically
+from .._files import read_csv, write_atomically, write_csv
 from .data import EvalImage, IterationSampler, TrainPatches
 from .distributed import Context, StopFlag
-from .metrics import crop_border, psnr, quantize
+from ..metrics.image import crop_border, psnr, quantize
 
 CHECKPOINT = "checkpoint.pt"
 BEST_FILES = {"val_loss": "best-val-loss.safetensors", "val_psnr": "best-val-psnr.safetensors"}
@@ -107,23 +105,6 @@ class RunResult:
     iterations: int
     seconds: float
     best: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def write_csv(path: Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-    """Write ``rows`` as CSV atomically."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    text = buffer.getvalue()
-    write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as stream:
-        return list(csv.DictReader(stream))
 
 
 @torch.no_grad()

@@ -9,8 +9,8 @@ pixels on every side first (the scale factor for super-resolution, as is customa
   :math:`Y = (16 + 65.481 R + 128.553 G + 24.966 B) / 255`;
 * ``ssim``: SSIM (Gaussian window 11, sigma 1.5) on RGB, averaged over channels (pytorch_msssim);
 * ``ms_ssim``: 5-scale MS-SSIM on RGB (pytorch_msssim; the window narrows below 161 px, see
-  :func:`mdfloss.bench.losses.ms_ssim_window`);
-* ``lpips``: LPIPS with the VGG trunk (:class:`mdfloss.bench.perceptual.LPIPSVGGLoss`), lower is
+  :func:`mdfloss.functional.ms_ssim_window`);
+* ``lpips``: LPIPS with the VGG trunk (:class:`mdfloss.losses.perceptual.LPIPSVGGLoss`), lower is
   better, only when its ImageNet and head weights are available.
 """
 
@@ -21,7 +21,8 @@ from collections.abc import Callable
 
 import torch
 
-from .losses import MS_SSIM_MIN_SIDE, ms_ssim_value, ssim_value
+from .._checks import check_int
+from ..functional import MS_SSIM_MIN_SIDE, ms_ssim_value, ssim_value
 
 METRICS = ("psnr", "psnr_y", "ssim", "ms_ssim", "lpips")
 HIGHER_IS_BETTER = {"psnr": True, "psnr_y": True, "ssim": True, "ms_ssim": True, "lpips": False}
@@ -72,9 +73,7 @@ class ImageMetrics:
     """
 
     def __init__(self, *, crop: int = 0, lpips: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> None:
-        if isinstance(crop, bool) or not isinstance(crop, int) or crop < 0:
-            raise ValueError(f"eval.crop_border: expected a non-negative int, got {crop!r}")
-        self.crop = crop
+        self.crop = check_int("eval.crop_border", crop, minimum=0)
         self.lpips = lpips
 
     @torch.no_grad()

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .loss import MDFLoss, pretrained_names
-from .weights import write_atomically
+from ..loss import MDFLoss, pretrained_names
+from .._files import write_atomically
 
 BUNDLED_IMAGE = "dandelions-512.png"
 OFFICIAL_CANDIDATES = ("../shared/anchors/mdf-official/Ds_SISR.pth",)
@@ -109,7 +109,7 @@ def reconstruct(
 
 
 def _train_quick_loss(seed: Path, out: Path, scales: int, iters: int) -> Path:
-    from .train import train_loss
+    from ..train import train_loss
 
     print(f"training a {scales}-scale SISR loss on {seed.name} ({iters} iterations per scale)")
     return train_loss(seed, out, task="sisr", preset="fast", scales=scales, iters=iters)

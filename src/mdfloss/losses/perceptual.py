@@ -1,4 +1,4 @@
-r"""VGG16 feature losses for the benchmark: a perceptual loss and an LPIPS-style loss.
+r"""VGG16 feature losses: a perceptual loss and an LPIPS-style loss.
 
 torchvision is not needed: :class:`VGG16Features` rebuilds the convolutional part of VGG16
 (Simonyan and Zisserman 2015) with torchvision's exact module layout, so its state dict keys
@@ -29,7 +29,8 @@ import torch.hub
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_data_range, check_image_pair, check_reduction
+from ..functional import float32_at_least
+from .base import FrozenFeatureLoss
 
 VGG16_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 """torchvision's configuration "D": output channels of each 3x3 convolution, "M" a 2x2 max-pool."""
@@ -165,61 +166,36 @@ def _pools_before(layers: Sequence[str]) -> tuple[int, str]:
     return sum(name.startswith("pool") for name in LAYER_NAMES[: deepest + 1]), LAYER_NAMES[deepest]
 
 
-class _VGGLoss(nn.Module):
-    """Shared parts: frozen VGG16 in eval mode, input checks, [0, data_range] -> [0, 1], reduction.
+class _VGGLoss(FrozenFeatureLoss):
+    """Shared parts: frozen VGG16, [0, data_range] -> [0, 1], per-layer distances.
 
     The features are computed in the dtype of the loss's weights (``.double()`` the loss for
     float64), or as autocast decides; the distances in at least float32.
     """
 
-    higher_is_better = False
-    is_differentiable = True
+    frozen_network = "vgg"
 
     def __init__(
         self, weights: str | os.PathLike[str] | None, layers: Sequence[str], data_range: float,
         reduction: str, check_range: bool,
     ) -> None:
-        super().__init__()
-        check_reduction(reduction)
-        check_data_range(data_range)
+        super().__init__(data_range=data_range, reduction=reduction, check_range=check_range)
         if isinstance(layers, str) or not layers or any(name not in LAYER_NAMES for name in layers):
             raise ValueError(f"layers: expected a non-empty list of VGG16 layer names from {LAYER_NAMES}, got {layers!r}")
         self.layers = tuple(layers)
         pools, deepest = _pools_before(self.layers)
         self.min_size = 2**pools
         self.min_size_reason = f"{pools} 2x2 max-poolings up to {deepest}"
-        self.data_range = float(data_range)
-        self.reduction = reduction
-        self.check_range = check_range
-        self.vgg = _vgg16(weights).eval().requires_grad_(False)
+        self.vgg = _vgg16(weights)
+        self.freeze()
 
-    def train(self, mode: bool = True) -> _VGGLoss:
-        """VGG16 stays in eval mode whatever the mode of the loss."""
-        super().train(mode)
-        self.vgg.eval()
-        return self
-
-    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        check_image_pair(
-            prediction, target, data_range=self.data_range, min_size=self.min_size,
-            min_size_reason=self.min_size_reason, check_range=self.check_range,
-        )
+    def per_sample(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         weight = self.vgg.features[0].weight
-        if weight.device != prediction.device:
-            raise ValueError(
-                f"prediction: expected the loss's device {weight.device}, got {prediction.device} "
-                "(move the loss with .to(device))"
-            )
         compute = weight.dtype if not torch.is_autocast_enabled(prediction.device.type) else prediction.dtype
         prediction = self.normalise(prediction.to(compute) / self.data_range)
         with torch.set_grad_enabled(torch.is_grad_enabled() and target.requires_grad):
             target_features = self.vgg(self.normalise(target.to(compute) / self.data_range), self.layers)
-        per_sample = self.distance(self.vgg(prediction, self.layers), target_features)
-        if self.reduction == "mean":
-            return per_sample.mean()
-        if self.reduction == "sum":
-            return per_sample.sum()
-        return per_sample
+        return self.distance(self.vgg(prediction, self.layers), target_features)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -233,10 +209,6 @@ class _VGGLoss(nn.Module):
 
 def _rgb(x: torch.Tensor) -> torch.Tensor:
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-
-
-def _float32_at_least(x: torch.Tensor) -> torch.Tensor:
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 class VGGPerceptualLoss(_VGGLoss):
@@ -278,7 +250,7 @@ class VGGPerceptualLoss(_VGGLoss):
     def distance(self, prediction: list[torch.Tensor], target: list[torch.Tensor]) -> torch.Tensor:
         total = 0
         for fp, ft in zip(prediction, target):
-            total = total + (_float32_at_least(fp) - _float32_at_least(ft)).square().flatten(1).mean(dim=1)
+            total = total + (float32_at_least(fp) - float32_at_least(ft)).square().flatten(1).mean(dim=1)
         return total
 
 
@@ -325,7 +297,7 @@ class LPIPSVGGLoss(_VGGLoss):
     def distance(self, prediction: list[torch.Tensor], target: list[torch.Tensor]) -> torch.Tensor:
         total = 0
         for fp, ft, head in zip(prediction, target, self.heads):
-            fp, ft = _float32_at_least(fp), _float32_at_least(ft)
+            fp, ft = float32_at_least(fp), float32_at_least(ft)
             difference = (_unit(fp) - _unit(ft)).square()
             total = total + F.conv2d(difference, head.to(difference.dtype)).mean(dim=(1, 2, 3))
         return total

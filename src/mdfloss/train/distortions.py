@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import io
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -32,6 +31,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .._checks import as_type, check_int, check_number
+from ..functional import gaussian_window, jpeg_roundtrip_uint8
 
 
 @runtime_checkable
@@ -103,26 +105,13 @@ class JPEGCompression(_Registered):
 
     def __post_init__(self) -> None:
         for field in ("quality_min", "quality_max"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
-                raise ValueError(f"{field}: expected an int JPEG quality in [1, 100], got {value!r}")
+            check_int(field, getattr(self, field), minimum=1, maximum=100)
         _check_range("quality", self.quality_min, self.quality_max, low=1)
 
     def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         qualities = torch.randint(self.quality_min, self.quality_max + 1, (batch.shape[0],), generator=generator)
         images = [jpeg_roundtrip(image, int(quality)) for image, quality in zip(batch, qualities)]
         return torch.stack(images).to(device=batch.device, dtype=batch.dtype)
-
-
-def jpeg_roundtrip_uint8(pixels: np.ndarray, quality: int) -> np.ndarray:
-    """uint8 (H, W, 3) or (H, W) through Pillow's JPEG encoder (4:2:0 chroma) and decoder: same shape."""
-    from PIL import Image
-
-    encoded = io.BytesIO()
-    Image.fromarray(pixels).save(encoded, format="JPEG", quality=int(quality))
-    encoded.seek(0)
-    with Image.open(encoded) as decoded:
-        return np.asarray(decoded)
 
 
 def jpeg_roundtrip(image: torch.Tensor, quality: int) -> torch.Tensor:
@@ -156,9 +145,7 @@ def gaussian_blur(batch: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (B, C, H, W) with reflect padding; see :class:`GaussianBlur`."""
     radius = max(1, math.ceil(3 * sigma))
     radius = min(radius, batch.shape[-1] - 1, batch.shape[-2] - 1)
-    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    kernel = torch.exp(-(t**2) / (2 * sigma**2))
-    kernel = (kernel / kernel.sum()).to(device=batch.device, dtype=batch.dtype)
+    kernel = gaussian_window(sigma, 2 * radius + 1, batch.dtype, batch.device)
     channels = batch.shape[1]
     horizontal = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
     vertical = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
@@ -176,8 +163,7 @@ REGISTRY: dict[str, type[_Registered]] = {
 
 def _check_range(name: str, low_value: float, high_value: float, *, low: float) -> None:
     for suffix, value in (("min", low_value), ("max", high_value)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name}_{suffix}: expected a finite number, got {value!r}")
+        check_number(f"{name}_{suffix}", value)
         if value < low:
             raise ValueError(f"{name}_{suffix}: expected at least {low}, got {value!r}")
     if low_value > high_value:
@@ -256,25 +242,13 @@ def make_distortion(spec: str | Distortion, params: Mapping[str, Any] | None = N
         unknown = sorted(set(params) - set(fields))
         if unknown:
             raise ValueError(f"distortion params: {spec!r} takes {sorted(fields) or 'no parameters'}, got {unknown}")
-        converted = {name: _convert(name, value, type(getattr(cls(), name))) for name, value in params.items()}
+        converted = {name: as_type(name, value, type(getattr(cls(), name))) for name, value in params.items()}
         return cls(**converted)  # type: ignore[return-value]
     try:
         json.dumps(params)
     except TypeError as error:
         raise ValueError(f"distortion params: expected JSON-serialisable values for the weight file, got {error}") from None
     return PluginDistortion(spec, load_plugin(spec), params)
-
-
-def _convert(name: str, value: Any, kind: type) -> Any:
-    """A parameter as its field's type: strings parsed, ints widened to float for float fields."""
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, str):
-        return value
-    try:
-        return kind(value)
-    except ValueError:
-        raise ValueError(f"{name}: expected a {kind.__name__}, got {value!r}") from None
 
 
 def parse_params(items: list[str] | None) -> dict[str, Any]:
