@@ -53,9 +53,16 @@ from torch import nn
 
 from mdfloss import DiscriminatorPyramid, MDFLoss
 from mdfloss.discriminator import official_widths
-from mdfloss.loss import channels_layout, folded_layers
 from mdfloss.functional import SSIM_WINDOW, ms_ssim_window
-from mdfloss.losses.classic import ZHAO_L1_SIGMA, L1Loss, L2Loss, MSSSIML1Loss, MSSSIMLoss, SSIMLoss
+from mdfloss.loss import channels_layout, folded_layers
+from mdfloss.losses.classic import (
+    ZHAO_L1_SIGMA,
+    L1Loss,
+    L2Loss,
+    MSSSIML1Loss,
+    MSSSIMLoss,
+    SSIMLoss,
+)
 from mdfloss.losses.perceptual import VGG16_CONFIG, LPIPSVGGLoss, VGGPerceptualLoss
 
 MDF_SCALES = 8

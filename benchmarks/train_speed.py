@@ -30,10 +30,16 @@ import torch.nn.functional as F
 
 from mdfloss.discriminator import PatchDiscriminator
 from mdfloss.train.distortions import make_distortion
-from mdfloss.train.seed import load_seed, seed_pyramid
 from mdfloss.train.generator import ResidualGenerator, singan_init_
 from mdfloss.train.presets import resolve_settings
-from mdfloss.train.trainer import ScaleTrainer, distort, gradient_penalty, pad_margin, stream
+from mdfloss.train.seed import load_seed, seed_pyramid
+from mdfloss.train.trainer import (
+    ScaleTrainer,
+    distort,
+    gradient_penalty,
+    pad_margin,
+    stream,
+)
 
 DEFAULT_SEED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seeds" / "dandelions.png"
 

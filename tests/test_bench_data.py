@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from mdfloss._files import list_images
 from mdfloss.bench.data import (
     IterationSampler,
     TrainPatches,
@@ -24,7 +25,6 @@ from mdfloss.bench.degradations import (
     build_degradation,
     mod_crop,
 )
-from mdfloss._files import list_images
 
 
 def write_images(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> Path:

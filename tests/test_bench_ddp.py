@@ -22,9 +22,9 @@ def run_worker(out: Path) -> None:
     from mdfloss.bench.data import EvalImage, TrainPatches
     from mdfloss.bench.degradations import SuperResolution
     from mdfloss.bench.distributed import setup, teardown
-    from mdfloss.losses import build_loss
-    from mdfloss.bench.models import EDSR
     from mdfloss.bench.fit import Trainer
+    from mdfloss.bench.models import EDSR
+    from mdfloss.losses import build_loss
 
     torch.set_num_threads(1)
     context = setup("cpu")

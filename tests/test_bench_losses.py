@@ -14,8 +14,6 @@ from mdfloss.functional import ms_ssim_window
 from mdfloss.losses import LossTerm, WeightedSum, build_loss, parse_loss_spec
 from mdfloss.losses.classic import MSSSIML1Loss, gaussian_weighted_l1
 
-
-
 # ----------------------------------------------------------------------------- oracles
 
 

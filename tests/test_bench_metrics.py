@@ -7,7 +7,14 @@ import math
 import pytest
 import torch
 
-from mdfloss.metrics.image import ImageMetrics, crop_border, psnr, psnr_y, quantize, rgb_to_y
+from mdfloss.metrics.image import (
+    ImageMetrics,
+    crop_border,
+    psnr,
+    psnr_y,
+    quantize,
+    rgb_to_y,
+)
 
 
 def test_psnr_of_a_uniform_offset_is_minus_twenty_log_of_it():
@@ -78,7 +85,10 @@ def test_image_metrics_refuse_batches_and_bad_crops():
 
 
 def test_image_ssim_and_ms_ssim_match_independent_implementations():
-    from test_bench_losses import oracle_ms_ssim, oracle_ssim_and_cs  # Wang et al., written out in float64
+    from test_bench_losses import (  # Wang et al., written out in float64
+        oracle_ms_ssim,
+        oracle_ssim_and_cs,
+    )
 
     g = torch.Generator().manual_seed(3)
     target = quantize(torch.rand(1, 3, 48, 48, generator=g, dtype=torch.float64))

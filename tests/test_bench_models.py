@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import DEVICES
 
-from mdfloss.bench.models import DnCNN, EDSR, SRResNet, build_model
+from mdfloss.bench.models import EDSR, DnCNN, SRResNet, build_model
 
 
 def conv(cin: int, cout: int, k: int, bias: bool = True) -> int:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from mdfloss._files import write_csv
 from mdfloss.bench.evaluate import RESULT_FIELDS
 from mdfloss.bench.report import (
     build_report,
@@ -19,7 +20,6 @@ from mdfloss.bench.report import (
     summarize,
     worst_percentile,
 )
-from mdfloss._files import write_csv
 
 
 def test_paired_t_test_matches_the_t_statistic_formula():

@@ -10,12 +10,11 @@ import pytest
 import torch
 from torch import nn
 
+from mdfloss._files import read_csv
 from mdfloss.bench.config import experiment_config
 from mdfloss.bench.data import EvalImage, TrainPatches
 from mdfloss.bench.degradations import Denoising
 from mdfloss.bench.distributed import Context, StopFlag, stop_on_signals
-from mdfloss.losses import build_loss
-from mdfloss.bench.models import DnCNN
 from mdfloss.bench.fit import (
     CHECKPOINT,
     Trainer,
@@ -24,7 +23,8 @@ from mdfloss.bench.fit import (
     build_scheduler,
     lr_factor,
 )
-from mdfloss._files import read_csv
+from mdfloss.bench.models import DnCNN
+from mdfloss.losses import build_loss
 
 TOTAL = 6
 

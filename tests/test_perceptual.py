@@ -7,7 +7,12 @@ import torch
 import torch.nn.functional as F
 from conftest import DEVICES
 
-from mdfloss.losses.perceptual import LPIPSVGGLoss, VGG16Features, VGGPerceptualLoss, vgg16_weight_path
+from mdfloss.losses.perceptual import (
+    LPIPSVGGLoss,
+    VGG16Features,
+    VGGPerceptualLoss,
+    vgg16_weight_path,
+)
 
 # torchvision's vgg16().features: convolutions at these indices, ReLU after each, max-pools at 4, 9, 16, 23, 30.
 CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)

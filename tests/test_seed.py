@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import warnings
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -15,7 +15,6 @@ from PIL import Image
 from mdfloss.train.seed import (
     CoarseScaleWarning,
     SeedImage,
-    warn_if_coarsest_is_small,
     check_seed_size,
     largest_scale_count,
     load_seed,
@@ -23,6 +22,7 @@ from mdfloss.train.seed import (
     pyramid_sizes,
     seed_pyramid,
     shrink_to_max_side,
+    warn_if_coarsest_is_small,
 )
 
 

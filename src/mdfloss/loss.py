@@ -42,9 +42,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ._checks import check_data_range, check_image_pair, check_module_device, check_reduction
-from .discriminator import FEATURE_LAYERS, FEATURE_SETS, LEAKY_SLOPE, RECEPTIVE_FIELD, PatchDiscriminator
-from .discriminator import DiscriminatorPyramid
+from ._checks import (
+    check_data_range,
+    check_image_pair,
+    check_module_device,
+    check_reduction,
+)
+from .discriminator import (
+    FEATURE_LAYERS,
+    FEATURE_SETS,
+    LEAKY_SLOPE,
+    RECEPTIVE_FIELD,
+    DiscriminatorPyramid,
+    PatchDiscriminator,
+)
 from .functional import float32_at_least, reduce
 from .losses.base import FrozenFeatureLoss
 from .weights import SUFFIX, load_pyramid, save_pyramid

@@ -198,8 +198,8 @@ def _sensitivity(args: argparse.Namespace) -> int:
     import torch
 
     from .. import __version__
-    from ..losses import build_loss
     from .._files import list_images
+    from ..losses import build_loss
     from . import report
     from .sensitivity import distort, evaluate, load_image
 

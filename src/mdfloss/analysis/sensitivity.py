@@ -29,7 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .probes import JPEG, BrightnessShift, jpeg_compress, match_psnr, matched_probes, mean_squared_error, psnr_from_mse
+from .probes import (
+    JPEG,
+    BrightnessShift,
+    jpeg_compress,
+    match_psnr,
+    matched_probes,
+    mean_squared_error,
+    psnr_from_mse,
+)
 
 DEFAULT_LEVELS = (20.0, 25.0, 30.0, 35.0, 40.0)
 DEFAULT_JPEG_QUALITIES = (10, 30, 50, 70, 90)

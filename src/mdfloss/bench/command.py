@@ -93,18 +93,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _train_all(configs: list[dict[str, Any]], out: Path, context: Any, resume: bool, command: str | None) -> int:
     from .distributed import StopFlag, stop_on_signals
-    from .report import build_report
-    from .runner import read_manifest, run_experiment, write_manifest
     from .fit import TrainingInterrupted
+    from .manifest import record_command
+    from .report import build_report
+    from .runner import run_experiment
 
     stop = StopFlag()
-
     if context.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        manifest = read_manifest(out)
-        if command and command not in manifest.setdefault("commands", []):
-            manifest["commands"].append(command)
-        write_manifest(out, manifest)
+        record_command(out, command)
     context.barrier()
     with stop_on_signals(stop):
         try:

@@ -9,10 +9,17 @@ from typing import Any
 
 import torch
 
+from .config import identity
 from .distributed import Context
 from .evaluate import evaluate
-from .runner import build_metrics, build_run_loss, build_run_model, load_eval_sets, set_up
-from .fit import build_optimizer, validate
+from .experiment import (
+    build_metrics,
+    build_run_loss,
+    build_run_model,
+    load_eval_sets,
+    set_up,
+)
+from .fit import Trainer, validate
 
 
 def estimate(configs: list[dict[str, Any]], out: Path, context: Context, *, steps: int = 3) -> str:
@@ -34,17 +41,17 @@ def estimate(configs: list[dict[str, Any]], out: Path, context: Context, *, step
         test_seconds = None
         for run in setup.runs:
             loss_fn = build_run_loss(experiment, run, context.device)
-            model = build_run_model(config).to(context.device).train()
-            optimizer = build_optimizer(config["train"]["optimizer"], model.parameters())
+            model = build_run_model(config)
+            trainer = Trainer(
+                folder=out / "estimate", model=model, loss_fn=loss_fn, patches=setup.patches, config=config,
+                total=total, identity=identity(config, run, total, []), context=context, val_images=None,
+                border=experiment.border,
+            )
+            model.train()
             for step in range(steps + 1):
                 if step == 1:
                     started = time.perf_counter()
-                loss = loss_fn(model(inputs), targets)
-                optimizer.zero_grad()
-                loss.backward()
-                if config["train"]["grad_clip"] is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config["train"]["grad_clip"])
-                optimizer.step()
+                trainer.step(inputs, targets)
             per_iteration = (time.perf_counter() - started) / steps
             started = time.perf_counter()
             if val_images:

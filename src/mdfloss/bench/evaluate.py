@@ -17,11 +17,13 @@ import torch
 from torch import nn
 
 from .._files import write_atomically
-from .data import EvalImage
 from ..metrics.image import METRICS, ImageMetrics, quantize
+from .data import EvalImage
 
 RESULT_FIELDS = ("task", "model", "loss", "dataset", "image", *METRICS)
 INPUT_LABEL = "input"
+EvalSets = Mapping[str, Sequence[EvalImage]]
+"""``{dataset: images}``, e.g. ``{"val/x4": [...]}``."""
 
 
 class DegradedInput(nn.Module):
@@ -46,7 +48,7 @@ def save_png(path: Path, image: torch.Tensor) -> None:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, datasets: Mapping[str, Sequence[EvalImage]], metrics: ImageMetrics, *,
+def evaluate(model: nn.Module, datasets: EvalSets, metrics: ImageMetrics, *,
              device: torch.device, labels: dict[str, str], image_dir: Path | None) -> list[dict[str, Any]]:
     """Run ``model`` on every image of every dataset; rows of :data:`RESULT_FIELDS`.
 
@@ -65,7 +67,7 @@ def evaluate(model: nn.Module, datasets: Mapping[str, Sequence[EvalImage]], metr
     return rows
 
 
-def save_references(datasets: Mapping[str, Sequence[EvalImage]], folder: Path) -> None:
+def save_references(datasets: EvalSets, folder: Path) -> None:
     """Ground truth and degraded input of every test image (inputs clamped for display)."""
     for dataset, images in datasets.items():
         for item in images:

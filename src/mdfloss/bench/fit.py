@@ -27,11 +27,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..train.checkpoint import load_checkpoint, save_checkpoint
 from .._files import read_csv, write_atomically, write_csv
+from ..metrics.image import crop_border, psnr, quantize
+from ..train.checkpoint import load_checkpoint, save_checkpoint
 from .data import EvalImage, IterationSampler, TrainPatches
 from .distributed import Context, StopFlag
-from ..metrics.image import crop_border, psnr, quantize
 
 CHECKPOINT = "checkpoint.pt"
 BEST_FILES = {"val_loss": "best-val-loss.safetensors", "val_psnr": "best-val-psnr.safetensors"}
@@ -230,7 +230,7 @@ class Trainer:
         try:
             for inputs, targets in loader:
                 lr = self.optimizer.param_groups[0]["lr"]
-                loss = self._step(network, inputs, targets)
+                loss = self.step(inputs, targets, network)
                 window.append(loss)
                 self.iteration += 1
                 self.seconds = time.perf_counter() - started
@@ -262,7 +262,12 @@ class Trainer:
                 writer.close()
         return RunResult(self.iteration, self.seconds, self.best)
 
-    def _step(self, network: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor, network: nn.Module | None = None) -> float:
+        """One optimisation step on a batch; returns the loss before the step.
+
+        ``network`` is the model as trained (wrapped for DDP by :meth:`run`), the model itself by default.
+        """
+        network = self.model if network is None else network
         device = self.context.device
         inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
         loss = self.loss_fn(network(inputs), targets)

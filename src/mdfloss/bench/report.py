@@ -30,11 +30,10 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from .._files import write_atomically
+from .._files import read_csv, write_atomically
 from ..metrics.image import HIGHER_IS_BETTER, LABELS, METRICS
 from .evaluate import INPUT_LABEL
-from .runner import INPUT_RESULTS, experiment_results, read_manifest
-from .._files import read_csv
+from .manifest import INPUT_RESULTS, experiment_results, read_manifest
 
 FILES = "report_files"
 ALPHA = 0.05

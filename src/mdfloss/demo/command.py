@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..loss import MDFLoss, pretrained_names
 from .._files import write_atomically
+from ..loss import MDFLoss, pretrained_names
 
 BUNDLED_IMAGE = "dandelions-512.png"
 OFFICIAL_CANDIDATES = ("../shared/anchors/mdf-official/Ds_SISR.pth",)

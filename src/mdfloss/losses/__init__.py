@@ -8,6 +8,13 @@
 The MDF loss itself is :class:`mdfloss.MDFLoss` (:mod:`mdfloss.loss`).
 """
 
-from .spec import LOSS_NAMES, LossTerm, WeightedSum, build_loss, build_mdf_loss, parse_loss_spec
+from .spec import (
+    LOSS_NAMES,
+    LossTerm,
+    WeightedSum,
+    build_loss,
+    build_mdf_loss,
+    parse_loss_spec,
+)
 
 __all__ = ["LOSS_NAMES", "LossTerm", "WeightedSum", "build_loss", "build_mdf_loss", "parse_loss_spec"]

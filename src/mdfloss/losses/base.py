@@ -16,7 +16,12 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .._checks import check_data_range, check_image_pair, check_module_device, check_reduction
+from .._checks import (
+    check_data_range,
+    check_image_pair,
+    check_module_device,
+    check_reduction,
+)
 from ..functional import reduce
 
 

@@ -20,8 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .reader import load_official
     from ..weights import save_pyramid
+    from .reader import load_official
 
     if args.output.resolve() == args.official.resolve():
         print(f"mdfloss convert: error: output {args.output} would overwrite the input", file=sys.stderr)

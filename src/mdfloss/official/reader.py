@@ -43,7 +43,12 @@ from typing import Any
 
 import torch
 
-from ..discriminator import BODY_BLOCKS, LEAKY_SLOPE, DiscriminatorPyramid, PatchDiscriminator
+from ..discriminator import (
+    BODY_BLOCKS,
+    LEAKY_SLOPE,
+    DiscriminatorPyramid,
+    PatchDiscriminator,
+)
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001

@@ -40,15 +40,21 @@ from torch import nn
 
 from .. import __version__
 from ..discriminator import DiscriminatorPyramid, PatchDiscriminator
-from .distortions import Distortion, make_distortion
-from .seed import (
-    RHO, SeedImage, check_seed_size, load_seed, seed_pyramid, shrink_to_max_side, warn_if_coarsest_is_small,
-)
 from ..weights import save_pyramid
 from .checkpoint import load_checkpoint, save_checkpoint
+from .distortions import Distortion, make_distortion
 from .generator import MARGIN, ResidualGenerator, singan_init_
 from .outputs import TrainingLog, write_sample_strip
 from .presets import BOOKKEEPING, TrainSettings, resolve_settings
+from .seed import (
+    RHO,
+    SeedImage,
+    check_seed_size,
+    load_seed,
+    seed_pyramid,
+    shrink_to_max_side,
+    warn_if_coarsest_is_small,
+)
 
 SAMPLE_WINDOW = 192
 """Side of the centre window shown in the per-scale sample images."""

@@ -1,0 +1,88 @@
+"""The record of a benchmark folder: ``manifest.json`` and ``results.csv``, the only owner of both.
+
+``manifest.json``::
+
+    {"commands": ["mdfloss bench ...", ...],          # every command that trained into the folder
+     "experiments": {NAME: {task, model, config, border, datasets, losses, iterations,
+                            skipped: {label: why}, lpips: note,
+                            runs: {label: {spec, mdf_options, official_source, iterations,
+                                           train_seconds, eval_seconds, selected, best, folder, ...}}}}}
+
+``results.csv`` holds the rows of every finished run (``<folder>/results.csv``), in manifest
+order; it is rewritten whenever a run finishes. Every write is atomic.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .._files import read_csv, write_atomically, write_csv
+from .evaluate import RESULT_FIELDS
+
+MANIFEST = "manifest.json"
+RESULTS = "results.csv"
+INPUT_RESULTS = "input_results.csv"
+"""Per experiment: the metrics of the degraded input itself (bicubic for super-resolution), for reference."""
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    path = out / MANIFEST
+    if not path.is_file():
+        return {"experiments": {}}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    """``manifest.json``, atomically."""
+    text = json.dumps(manifest, indent=1, sort_keys=True, default=str)
+    write_atomically(out / MANIFEST, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def record_command(out: Path, command: str | None) -> None:
+    """Add ``command`` to the folder's list of commands (once); create the manifest if needed."""
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(out)
+    commands = manifest.setdefault("commands", [])
+    if command and command not in commands:
+        commands.append(command)
+    write_manifest(out, manifest)
+
+
+def record_experiment(out: Path, name: str, description: dict[str, Any], **notes: Any) -> None:
+    """Describe experiment ``name`` (its config, datasets, losses...); ``notes`` that are None are left as they were."""
+    manifest = read_manifest(out)
+    entry = manifest["experiments"].setdefault(name, {"runs": {}})
+    entry.update(description)
+    entry.update({key: value for key, value in notes.items() if value is not None})
+    write_manifest(out, manifest)
+
+
+def record_run(out: Path, name: str, label: str, run: dict[str, Any]) -> None:
+    """Record a finished run of experiment ``name`` and rewrite ``results.csv``."""
+    manifest = read_manifest(out)
+    manifest["experiments"][name]["runs"][label] = run
+    write_manifest(out, manifest)
+    write_results(out, manifest)
+
+
+def recorded_runs(out: Path, name: str) -> dict[str, Any]:
+    """``{label: record}`` of the runs of experiment ``name`` recorded so far."""
+    return read_manifest(out)["experiments"].get(name, {}).get("runs", {})
+
+
+def write_results(out: Path, manifest: dict[str, Any]) -> None:
+    """``results.csv``: the rows of every finished run, in manifest order."""
+    rows = [row for entry in manifest["experiments"].values() for row in experiment_results(out, entry)]
+    write_csv(out / RESULTS, RESULT_FIELDS, rows)
+
+
+def experiment_results(out: Path, entry: dict[str, Any]) -> list[dict[str, str]]:
+    """The result rows of one manifest experiment, in its loss order."""
+    rows = []
+    for label in entry.get("losses", []):
+        run = entry["runs"].get(label)
+        if run is not None:
+            rows += read_csv(out / run["folder"] / RESULTS)
+    return rows
