@@ -1,0 +1,1 @@
+"""Full-reference image quality metrics without learned weights (in progress)."""
