@@ -109,9 +109,13 @@ def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
 
 
 def colour_transform(x: torch.Tensor, matrix: Sequence[Sequence[float]]) -> torch.Tensor:
-    """(N, 3, H, W) RGB -> (N, 3, H, W) in the space whose rows are ``matrix``."""
-    m = torch.tensor(matrix, dtype=x.dtype, device=x.device)
-    return torch.einsum("kc,nchw->nkhw", m, x)
+    """(N, 3, H, W) RGB -> (N, 3, H, W) in the space whose rows are ``matrix``.
+
+    Element-wise sums, not a matrix product: a GEMM may round a pixel differently depending on
+    where it sits in the batch, and the metrics rely on equal inputs giving bit-equal outputs.
+    """
+    r, g, b = x.unbind(1)
+    return torch.stack([row[0] * r + row[1] * g + row[2] * b for row in matrix], dim=1)
 
 
 def luma(x: torch.Tensor) -> torch.Tensor:

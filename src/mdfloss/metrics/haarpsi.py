@@ -133,8 +133,10 @@ def haarpsi(
         if both.shape[1] == 3:
             both = colour_transform(both, YIQ)
         both = _subsample(both)
-        coeff = F.conv2d(F.pad(both[:, :1], (3, 4, 3, 4)), _haar_bank(dtype, both.device)).abs()
-        cx, cy = coeff[:n], coeff[n:]
+        bank = _haar_bank(dtype, both.device)
+        # x and y in separate convolutions of the same shape (equal inputs -> bit-equal outputs,
+        # which a batched convolution does not promise across batch positions)
+        cx, cy = (F.conv2d(F.pad(part[:, :1], (3, 4, 3, 4)), bank).abs() for part in (both[:n], both[n:]))
         # Similarity per orientation, averaged over scales 1 and 2; weights from scale 3.
         sims = (similarity(cx[:, 0:2], cy[:, 0:2], c) + similarity(cx[:, 2:4], cy[:, 2:4], c)) / 2
         weights = torch.maximum(cx[:, 4:6], cy[:, 4:6])

@@ -150,8 +150,8 @@ def mdsi(
             both = F.avg_pool2d(F.pad(both, ((f - 1) // 2, f // 2, (f - 1) // 2, f // 2)), f)
         lhm = colour_transform(both, LHM)
         lum = lhm[:, :1]
-        grads = _prewitt_magnitude(torch.cat([lum, (lum[:n] + lum[n:]) / 2]))
-        gx, gy, ga = grads[:n], grads[n : 2 * n], grads[2 * n :]
+        # separate convolutions of the same shape: equal inputs give bit-equal gradient maps
+        gx, gy, ga = (_prewitt_magnitude(t) for t in (lum[:n], lum[n:], (lum[:n] + lum[n:]) / 2))
         # reference y gets the + (paper: GS_RD + GS_RF - GS_DF); the difference first: exactly 0 when x == y
         gs = similarity(gx, gy, c1) + (similarity(gy, ga, c2) - similarity(gx, ga, c2))
         hx, mx, hy, my = lhm[:n, 1:2], lhm[:n, 2:3], lhm[n:, 1:2], lhm[n:, 2:3]
