@@ -4,8 +4,8 @@
 exist"), but ``piq/haarpsi.py``, ``piq/dss.py`` and ``piq/mdsi.py`` and the subpackages they use
 (``piq.utils``, ``piq.functional``) import only torch and numpy. A stub module named ``piq``
 with the installed package's ``__path__`` lets ``importlib`` import exactly those submodules.
-The stub is registered only while importing and removed afterwards unless a real ``piq`` was
-already loaded, so other code that imports ``piq`` is not affected by it.
+The stub stays in ``sys.modules`` (the loaded submodules refer to it); a real ``piq`` that is
+already imported is used as it is. No test of this project imports ``piq`` itself.
 """
 
 from __future__ import annotations
