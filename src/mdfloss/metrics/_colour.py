@@ -1,0 +1,164 @@
+"""Shared pieces of the full-reference metrics: input checks, colour transforms, filters, safe ops.
+
+Only torch. Every public metric calls :func:`check_pair` first, so a bad input is reported as a
+``TypeError``/``ValueError`` that names the argument, what was expected and what arrived, rather
+than as an error from deep inside ``torch.nn.functional``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+REDUCTIONS = ("mean", "sum", "none")
+
+# NTSC YIQ (FCC), rows Y, I, Q; the transform both HaarPSI (Reisenhofer et al. 2018) and DSS use.
+YIQ = ((0.299, 0.587, 0.114), (0.5959, -0.2746, -0.3213), (0.2115, -0.5227, 0.3112))
+# The LHM opponent space of MDSI (Nafchi et al. 2016, eq. 5), rows L, H, M.
+LHM = ((0.2989, 0.587, 0.114), (0.30, 0.04, -0.35), (0.34, -0.60, 0.17))
+
+
+def _describe(x: torch.Tensor) -> str:
+    return f"shape {tuple(x.shape)}, dtype {x.dtype}, device {x.device}"
+
+
+def check_reduction(reduction: object) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
+
+
+def check_positive(name: str, value: object) -> float:
+    """A finite positive real number (bool refused), returned as float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}: expected a finite positive number, got {value!r}")
+    return float(value)
+
+
+def check_pair(
+    x: object,
+    y: object,
+    *,
+    data_range: object,
+    channels: Sequence[int],
+    min_size: int,
+    min_size_reason: str,
+    names: tuple[str, str] = ("x", "y"),
+) -> None:
+    """Raise ``TypeError``/``ValueError`` unless ``x`` and ``y`` are a valid image pair.
+
+    Valid: floating (N, C, H, W) tensors, N >= 1, C in ``channels``, H and W >= ``min_size``,
+    same shape and device, finite, every value in [0, data_range].
+    """
+    check_positive("data_range", data_range)
+    for name, t in zip(names, (x, y)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name}: expected a floating-point tensor (float16/bfloat16/float32/float64), got {_describe(t)}")
+        if t.ndim != 4:
+            raise ValueError(f"{name}: expected a 4-D tensor (N, C, H, W), got {t.ndim}-D, {_describe(t)}")
+        if t.shape[1] not in channels:
+            want = " or ".join(str(c) for c in channels)
+            raise ValueError(f"{name}: expected {want} channel(s) in dim 1 of (N, C, H, W), got {_describe(t)}")
+        if t.shape[0] == 0:
+            raise ValueError(f"{name}: expected a non-empty batch, got {_describe(t)}")
+        if min(t.shape[-2:]) < min_size:
+            raise ValueError(
+                f"{name}: expected height and width of at least {min_size} px ({min_size_reason}), got {_describe(t)}"
+            )
+    assert isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
+    if x.shape != y.shape:
+        raise ValueError(f"{names[0]} and {names[1]}: expected the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.device != y.device:
+        raise ValueError(f"{names[0]} and {names[1]}: expected the same device, got {x.device} and {y.device}")
+    for name, t in zip(names, (x, y)):
+        finite = torch.isfinite(t.detach())
+        if not bool(finite.all()):
+            bad = int((~finite).sum())
+            raise ValueError(f"{name}: expected finite values, got {bad} NaN/Inf value(s) in a tensor of {_describe(t)}")
+        low, high = torch.aminmax(t.detach())
+        if float(low) < 0 or float(high) > float(data_range):  # type: ignore[arg-type]
+            raise ValueError(
+                f"{name}: expected values in [0, data_range={float(data_range):g}], "  # type: ignore[arg-type]
+                f"got min {float(low):.6g} and max {float(high):.6g} (clamp the images or set data_range)"
+            )
+
+
+def working_dtype(x: torch.Tensor) -> torch.dtype:
+    """float64 stays float64; everything else (float16, bfloat16, float32) is computed in float32."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+@contextlib.contextmanager
+def no_autocast(device: torch.device) -> Iterator[None]:
+    """Run the metric in the working dtype even inside an autocast region."""
+    with torch.autocast(device_type=device.type, enabled=False):
+        yield
+
+
+def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    return values
+
+
+def colour_transform(x: torch.Tensor, matrix: Sequence[Sequence[float]]) -> torch.Tensor:
+    """(N, 3, H, W) RGB -> (N, 3, H, W) in the space whose rows are ``matrix``.
+
+    Element-wise sums, not a matrix product: a GEMM may round a pixel differently depending on
+    where it sits in the batch, and the metrics rely on equal inputs giving bit-equal outputs.
+    """
+    r, g, b = x.unbind(1)
+    return torch.stack([row[0] * r + row[1] * g + row[2] * b for row in matrix], dim=1)
+
+
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB -> (N, 1, H, W) Y of YIQ (BT.601 weights); grey passes through."""
+    if x.shape[1] == 1:
+        return x
+    r, g, b = x.unbind(1)
+    return (YIQ[0][0] * r + YIQ[0][1] * g + YIQ[0][2] * b).unsqueeze(1)
+
+
+def gaussian_kernel(size: int, sigma: float, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(size, size) normalised Gaussian, centred, like MATLAB's ``fspecial('gaussian', size, sigma)``."""
+    t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(t[:, None] ** 2 + t[None, :] ** 2) / (2 * sigma**2))
+    return (g / g.sum()).to(dtype=dtype, device=device)
+
+
+def same_pad(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Zero padding so that a k x k correlation keeps the size and matches MATLAB ``conv2(..., 'same')``.
+
+    For even k the window of output pixel i covers input pixels i - (k/2 - 1) .. i + k/2.
+    """
+    before, after = (k - 1) // 2, k // 2
+    return F.pad(x, (before, after, before, after))
+
+
+def safe_sqrt(x: torch.Tensor) -> torch.Tensor:
+    """sqrt(max(x, 0)) whose gradient is 0 (not NaN/Inf) where x <= 0."""
+    positive = x > 0
+    return torch.where(positive, torch.sqrt(torch.where(positive, x, torch.ones_like(x))), torch.zeros_like(x))
+
+
+def safe_pow(x: torch.Tensor, exponent: float) -> torch.Tensor:
+    """x ** exponent for x >= 0 with 0 ** exponent = 0 and a zero (not Inf/NaN) gradient at x = 0."""
+    positive = x > 0
+    return torch.where(positive, torch.where(positive, x, torch.ones_like(x)) ** exponent, torch.zeros_like(x))
+
+
+def round_half_away(value: float) -> int:
+    """MATLAB's ``round``: halves go away from zero (Python's ``round`` goes to even)."""
+    return int(math.floor(abs(value) + 0.5)) * (1 if value >= 0 else -1)
+
+
+def similarity(a: torch.Tensor, b: torch.Tensor, c: float) -> torch.Tensor:
+    """(2ab + c) / (a^2 + b^2 + c), written so that a == b gives exactly 1 in floating point."""
+    return (2 * a * b + c) / (a * a + b * b + c)

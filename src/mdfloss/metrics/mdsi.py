@@ -1,0 +1,168 @@
+r"""MDSI: the mean deviation similarity index (Nafchi et al. 2016).
+
+Reference: H. Ziaei Nafchi, A. Shahkolaei, R. Hedjam and M. Cheriet, "Mean deviation similarity
+index: efficient and reliable full-reference image quality evaluator", *IEEE Access* 4 (2016)
+5579-5590, DOI `10.1109/ACCESS.2016.2604042 <https://doi.org/10.1109/ACCESS.2016.2604042>`_.
+Written from the paper and the conventions of the authors' MATLAB code (``MDSI.m``).
+
+**Direction: lower is better.** This module returns MDSI as originally defined: 0 for identical
+images (exactly), growing with the distortion (typically < 0.6). ``HIGHER_IS_BETTER = False``.
+Use ``mdsi(x, y)`` directly as a loss; for a higher-is-better score use ``1 - mdsi(x, y)``.
+
+Definition. MDSI is defined for RGB images only. Images are scaled to [0, 255] and, when
+:math:`f = \max(1, \mathrm{round}(\min(H, W) / 256)) > 1` (MATLAB rounding: halves up), averaged
+over f x f windows and subsampled by f (``conv2(..., 'same')`` conventions, zero padding). They
+go to the LHM space (L = 0.2989R + 0.587G + 0.114B, H = 0.30R + 0.04G - 0.35B,
+M = 0.34R - 0.60G + 0.17B). With :math:`G_{ref}, G_{dist}, G_a` the Prewitt gradient magnitudes (3 x 3,
+zero padding) of the reference's and the distorted image's L and of their mean:
+
+.. math::
+
+    \mathrm{GS} = S(G_{ref}, G_{dist}; C_1) + S(G_{ref}, G_a; C_2) - S(G_{dist}, G_a; C_2), \qquad
+    S(a, b; C) = \frac{2ab + C}{a^2 + b^2 + C},
+
+.. math::
+
+    \mathrm{CS} = \frac{2(H_x H_y + M_x M_y) + C_3}{H_x^2 + H_y^2 + M_x^2 + M_y^2 + C_3}, \qquad
+    \mathrm{GCS} = \alpha\, \mathrm{GS} + (1 - \alpha)\, \mathrm{CS},
+
+.. math::
+
+    \mathrm{MDSI} = \left( \frac{1}{P}\sum_{p=1}^{P} \left| \mathrm{GCS}_p^{\,q}
+        - \frac{1}{P}\sum_{p'=1}^{P} \mathrm{GCS}_{p'}^{\,q} \right|^{\rho} \right)^{o/\rho},
+
+where GCS can be negative, so :math:`\mathrm{GCS}^q` is the principal complex power and
+:math:`|\cdot|` the complex modulus. Defaults (the paper's, summation combination):
+:math:`C_1 = 140, C_2 = 55, C_3 = 550`, :math:`\alpha = 0.6`, q = 0.25, :math:`\rho = 1`,
+o = 0.25. The paper's alternative multiplicative combination is not implemented.
+
+MDSI is *not* symmetric: the fusion term :math:`S(G_{ref}, G_a) - S(G_{dist}, G_a)` changes
+sign when the images are swapped (CS and :math:`S(G_x, G_y)` are symmetric). Here, as for every
+loss of this library, ``x`` is the distorted image (the prediction) and ``y`` the reference (the
+target), so the formula above reads :math:`\mathrm{GS} = S(G_x, G_y; C_1) + S(G_y, G_a; C_2) - S(G_x, G_a; C_2)`.
+The authors' ``MDSI(RefImg, DistImg)`` and piq's ``mdsi(x, y)`` take the reference *first*:
+``mdsi(x, y)`` here equals piq's ``mdsi(y, x)``.
+
+Differentiable almost everywhere; at the non-smooth points (a zero gradient magnitude, GCS =
+0, a pixel whose deviation is 0, and a total deviation of 0, i.e. a perfect match, where
+:math:`t^{o}` has an infinite slope) autograd gets a 0 gradient instead of Inf/NaN.
+
+Numerics: the deviation is computed about the first pixel's value before the mean is removed
+(mathematically the same), so a constant GCS map gives exactly 0.
+
+Against piq 0.8's ``mdsi``: piq computes f with Python's ``round`` (halves to even: sizes
+640 - 767, 1152 - 1279, ... differ) and accepts grey images by copying the channel three times
+(with a warning); this module refuses grey input, as MDSI defines no grey variant.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from mdfloss.metrics._colour import (
+    LHM,
+    check_pair,
+    check_positive,
+    check_reduction,
+    colour_transform,
+    no_autocast,
+    reduce,
+    round_half_away,
+    safe_pow,
+    safe_sqrt,
+    similarity,
+    working_dtype,
+)
+
+HIGHER_IS_BETTER = False
+PERFECT_VALUE = 0.0
+MIN_SIZE = 3  # the 3 x 3 Prewitt operator
+
+__all__ = ["HIGHER_IS_BETTER", "MIN_SIZE", "PERFECT_VALUE", "downsampling_factor", "mdsi"]
+
+
+def downsampling_factor(height: int, width: int) -> int:
+    """f = max(1, round(min(H, W) / 256)) with MATLAB rounding."""
+    return max(1, round_half_away(min(height, width) / 256))
+
+
+def _prewitt_magnitude(lum: torch.Tensor) -> torch.Tensor:
+    kernel = torch.tensor([[-1.0, 0.0, 1.0]] * 3, dtype=lum.dtype, device=lum.device) / 3
+    bank = torch.stack([kernel, kernel.t()])[:, None]
+    g = F.conv2d(lum, bank, padding=1)
+    return safe_sqrt(g[:, :1] * g[:, :1] + g[:, 1:] * g[:, 1:])
+
+
+def mdsi(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    data_range: float = 1.0,
+    reduction: str = "mean",
+    *,
+    c1: float = 140.0,
+    c2: float = 55.0,
+    c3: float = 550.0,
+    alpha: float = 0.6,
+    q: float = 0.25,
+    rho: float = 1.0,
+    o: float = 0.25,
+) -> torch.Tensor:
+    """MDSI of the distorted ``x`` against the reference ``y`` (formula in the module docstring).
+
+    Args:
+        x: distorted (N, 3, H, W) RGB floating tensor in [0, data_range], H and W >= 3.
+            float16/bfloat16 are computed in float32.
+        y: the reference, same shape, dtype kind and device.
+        data_range: the value of white (1.0 or 255.0, ...).
+        reduction: ``"mean"`` | ``"sum"`` over the batch, or ``"none"`` for (N,) values.
+        c1, c2, c3: the constants of the gradient and chromaticity similarities on the [0, 255]
+            scale (paper: 140, 55, 550).
+        alpha: weight of the gradient similarity (paper: 0.6).
+        q, rho, o: the exponents of the deviation pooling (paper: 0.25, 1, 0.25).
+
+    Returns:
+        A 0-D tensor (mean/sum) or (N,) tensor (none), >= 0, exactly 0 for identical images.
+        float64 for float64 inputs, float32 otherwise. **Lower is better.**
+
+    Raises:
+        TypeError, ValueError: for a bad argument, naming it (grey input included).
+    """
+    check_reduction(reduction)
+    for name, value in (("c1", c1), ("c2", c2), ("c3", c3), ("q", q), ("rho", rho), ("o", o)):
+        check_positive(name, value)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha: expected a number in [0, 1], got {alpha!r}")
+    if isinstance(x, torch.Tensor) and x.ndim == 4 and x.shape[1] == 1:
+        raise ValueError(
+            f"x: expected an RGB image (N, 3, H, W); MDSI is defined for colour images only, got a grey image of "
+            f"shape {tuple(x.shape)} (repeat the channel, x.expand(-1, 3, -1, -1), to evaluate it as grey RGB)"
+        )
+    check_pair(x, y, data_range=data_range, channels=(3,), min_size=MIN_SIZE, min_size_reason="the 3x3 Prewitt operator")
+    dtype = working_dtype(x)
+    with no_autocast(x.device):
+        n = x.shape[0]
+        both = torch.cat([x, y]).to(dtype) * (255.0 / float(data_range))
+        f = downsampling_factor(*both.shape[-2:])
+        if f > 1:
+            both = F.avg_pool2d(F.pad(both, ((f - 1) // 2, f // 2, (f - 1) // 2, f // 2)), f)
+        lhm = colour_transform(both, LHM)
+        lum = lhm[:, :1]
+        # separate convolutions of the same shape: equal inputs give bit-equal gradient maps
+        gx, gy, ga = (_prewitt_magnitude(t) for t in (lum[:n], lum[n:], (lum[:n] + lum[n:]) / 2))
+        # reference y gets the + (paper: GS_RD + GS_RF - GS_DF); the difference first: exactly 0 when x == y
+        gs = similarity(gx, gy, c1) + (similarity(gy, ga, c2) - similarity(gx, ga, c2))
+        hx, mx, hy, my = lhm[:n, 1:2], lhm[:n, 2:3], lhm[n:, 1:2], lhm[n:, 2:3]
+        cs = (2 * (hx * hy + mx * my) + c3) / ((hx * hx + mx * mx) + (hy * hy + my * my) + c3)
+        gcs = (alpha * gs + (1 - alpha) * cs).flatten(1)
+        # principal power of a real number: |g|^q e^{i q pi} for g < 0
+        modulus = safe_pow(gcs.abs(), q)
+        phase = torch.where(gcs < 0, torch.full_like(gcs, q * math.pi), torch.zeros_like(gcs))
+        re, im = modulus * torch.cos(phase), modulus * torch.sin(phase)
+        re, im = re - re[:, :1], im - im[:, :1]  # about the first pixel: a constant map gives 0 exactly
+        re, im = re - re.mean(dim=1, keepdim=True), im - im.mean(dim=1, keepdim=True)
+        deviation = safe_sqrt(re * re + im * im)
+        score = safe_pow(safe_pow(deviation, rho).mean(dim=1), o / rho)
+    return reduce(score, reduction)
