@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-.PHONY: install demo test
+.PHONY: install demo test test-set
 install: $(BIN)/python
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 
@@ -15,3 +15,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -n 2 -q
+
+# Detail-rich SR test crops (docs/test-set.md): pip photos into the venv, Debian photos via apt (root).
+TEST_SET_DEB := lomiri-wallpapers-16.04
+test-set: install
+	$(BIN)/pip install -q -c constraints.txt scikit-image==0.26.0 scikit-learn==1.9.1
+	dpkg -s $(TEST_SET_DEB) >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -q $(TEST_SET_DEB))
+	$(BIN)/python scripts/build_test_set.py --out data/test-detail
