@@ -11,14 +11,9 @@ import pytest
 from scipy import stats
 
 from mdfloss.bench.evaluate import RESULT_FIELDS
-from mdfloss.bench.report import (
-    build_report,
-    choose_regions,
-    paired_test,
-    rank_marks,
-    summarize,
-    worst_percentile,
-)
+from mdfloss.bench.report import build_report
+from mdfloss.bench.report.crops import choose_regions
+from mdfloss.bench.report.stats import paired_test, rank_marks, summarize, worst_percentile
 from mdfloss.bench.train import write_csv
 
 
