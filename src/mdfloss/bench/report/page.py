@@ -50,7 +50,8 @@ def _experiment(out: Path, name: str, entry: dict[str, Any], results: Experiment
     title = (f"{TASK_TITLES.get(entry['task'], entry['task'])}: {entry['model']} ({entry.get('model_size')}), "
              f"{entry.get('iterations', '?')} iterations")
     blocks: list[Block] = [Heading(2, title), _runs_table(entry, results.losses)]
-    blocks += [Paragraph("Skipped ", Code(label), f": {reason}") for label, reason in (entry.get("skipped") or {}).items()]
+    skipped = entry.get("skipped") or {}
+    blocks += [Paragraph("Skipped ", Code(label), f": {reason}") for label, reason in skipped.items()]
     if entry.get("lpips"):
         blocks.append(Paragraph(f"Metrics: {entry['lpips']}."))
     blocks += [Heading(3, "Mean and worst 5 %"), _summary_table(results, baseline)]
@@ -108,16 +109,15 @@ def _runs_table(entry: dict[str, Any], losses: list[str]) -> Table:
 def _summary_table(results: ExperimentResults, baseline: ExperimentResults) -> Table:
     """Mean and worst 5 % of every loss per dataset and metric, ranked; the degraded input's beside them."""
     rows = []
-    for dataset in results.datasets:
-        for metric in results.metrics:
-            higher = HIGHER_IS_BETTER[metric]
-            for kind in STATISTICS:
-                values = [math.nan if (data := results.get(dataset, metric, loss)) is None
-                          else statistic(kind, data, higher) for loss in results.losses]
-                cells = [Cell(_format(v, metric), rank) for v, rank in zip(values, rank_marks(values, higher))]
-                data = baseline.get(dataset, metric, INPUT_LABEL)
-                cells.append(Cell("" if data is None else _format(statistic(kind, data, higher), metric)))
-                rows.append([dataset, f"{LABELS[metric]} {'↑' if higher else '↓'} {kind}", *cells])
+    for dataset, metric in results.cells():
+        higher = HIGHER_IS_BETTER[metric]
+        for kind in STATISTICS:
+            values = [math.nan if (data := results.get(dataset, metric, loss)) is None
+                      else statistic(kind, data, higher) for loss in results.losses]
+            cells = [Cell(_format(v, metric), rank) for v, rank in zip(values, rank_marks(values, higher))]
+            data = baseline.get(dataset, metric, INPUT_LABEL)
+            cells.append(Cell("" if data is None else _format(statistic(kind, data, higher), metric)))
+            rows.append([dataset, f"{LABELS[metric]} {'↑' if higher else '↓'} {kind}", *cells])
     return Table(["dataset", "metric", *results.losses, "(input)"], rows, left=2)
 
 
@@ -127,15 +127,14 @@ def _tests_table(results: ExperimentResults, reference: str) -> list[Block]:
     if not others:
         return []
     rows = []
-    for dataset in results.datasets:
-        for metric in results.metrics:
-            ref = results.get(dataset, metric, reference)
-            cells = []
-            for other in others:
-                values = results.get(dataset, metric, other)
-                p = math.nan if ref is None or values is None else paired_test(ref, values, HIGHER_IS_BETTER[metric])
-                cells.append("—" if math.isnan(p) else f"{p:.3g}{' *' if p < ALPHA else ''}")
-            rows.append([dataset, LABELS[metric], *cells])
+    for dataset, metric in results.cells():
+        ref = results.get(dataset, metric, reference)
+        cells = []
+        for other in others:
+            values = results.get(dataset, metric, other)
+            p = math.nan if ref is None or values is None else paired_test(ref, values, HIGHER_IS_BETTER[metric])
+            cells.append("—" if math.isnan(p) else f"{p:.3g}{' *' if p < ALPHA else ''}")
+        rows.append([dataset, LABELS[metric], *cells])
     return [Paragraph(f"{reference} against each other loss (p-values):"),
             Table(["dataset", "metric", *others], rows, left=2)]
 

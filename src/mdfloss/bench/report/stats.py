@@ -3,8 +3,9 @@ one-tailed paired t-tests, ranks, and how often a reference loss wins."""
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,10 @@ class ExperimentResults:
 
     def get(self, dataset: str, metric: str, loss: str) -> np.ndarray | None:
         return self.values.get((dataset, metric, loss))
+
+    def cells(self) -> Iterator[tuple[str, str]]:
+        """Every (dataset, metric), in the tables' row order."""
+        return itertools.product(self.datasets, self.metrics)
 
 
 @dataclass
@@ -108,19 +113,18 @@ class Wins:
 def wins(results: ExperimentResults, reference: str) -> Wins:
     """:class:`Wins` of ``reference``; cells where every loss scores the same are not counted."""
     counted = Wins(dict.fromkeys(STATISTICS, 0), dict.fromkeys(STATISTICS, 0), [])
-    for dataset in results.datasets:
-        for metric in results.metrics:
-            higher = HIGHER_IS_BETTER[metric]
-            for kind in STATISTICS:
-                scores = {loss: statistic(kind, v, higher) for loss in results.losses
-                          if (v := results.get(dataset, metric, loss)) is not None}
-                if reference not in scores or len(set(scores.values())) < 2:
-                    continue  # nothing to rank
-                best = max(scores.values()) if higher else min(scores.values())
-                counted.cells[kind] += 1
-                if scores[reference] == best:
-                    counted.won[kind] += 1
-                elif kind == "mean":
-                    winner = next(loss for loss, s in scores.items() if s == best)
-                    counted.best_mean_elsewhere.append(f"{dataset} {LABELS[metric]}: {winner}")
+    for dataset, metric in results.cells():
+        higher = HIGHER_IS_BETTER[metric]
+        for kind in STATISTICS:
+            scores = {loss: statistic(kind, v, higher) for loss in results.losses
+                      if (v := results.get(dataset, metric, loss)) is not None}
+            if reference not in scores or len(set(scores.values())) < 2:
+                continue  # nothing to rank
+            best = max(scores.values()) if higher else min(scores.values())
+            counted.cells[kind] += 1
+            if scores[reference] == best:
+                counted.won[kind] += 1
+            elif kind == "mean":
+                winner = next(loss for loss, s in scores.items() if s == best)
+                counted.best_mean_elsewhere.append(f"{dataset} {LABELS[metric]}: {winner}")
     return counted
