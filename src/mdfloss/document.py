@@ -89,7 +89,7 @@ def _markdown(block: Block) -> str:
     if isinstance(block, Heading):
         return f"{'#' * block.level} {block.text}"
     if isinstance(block, Paragraph):
-        return "".join(f"`{part.text}`" if isinstance(part, Code) else part for part in block.parts)
+        return "".join(map(_markdown_inline, block.parts))
     if isinstance(block, CodeBlock):
         return "\n".join(["```", *block.lines, "```"])
     if isinstance(block, Bullets):
@@ -100,6 +100,10 @@ def _markdown(block: Block) -> str:
     return "\n".join(lines)
 
 
+def _markdown_inline(part: str | Code) -> str:
+    return f"`{part.text}`" if isinstance(part, Code) else part
+
+
 def _markdown_row(cells: Sequence[str | Cell]) -> str:
     return "| " + " | ".join(map(_markdown_cell, cells)) + " |"
 
@@ -108,8 +112,7 @@ def _markdown_cell(cell: str | Cell) -> str:
     cell = cell if isinstance(cell, Cell) else Cell(cell)
     if cell.image is not None:
         return f"[![]({cell.image})]({cell.image})"
-    text = f"`{cell.content.text}`" if isinstance(cell.content, Code) else cell.content
-    text = text.replace("|", "\\|")
+    text = _markdown_inline(cell.content).replace("|", "\\|")
     return f"**{text}**" if cell.rank == 1 else f"_{text}_" if cell.rank == 2 else text
 
 
