@@ -8,13 +8,14 @@ import re
 
 import numpy as np
 import pytest
+from mdfloss.bench.train import write_csv
 from scipy import stats
 
 from mdfloss._files import write_csv
 from mdfloss.bench.evaluate import RESULT_FIELDS
-from mdfloss.bench.report import (
-    build_report,
-    choose_regions,
+from mdfloss.bench.report import build_report
+from mdfloss.bench.report.crops import choose_regions
+from mdfloss.bench.report.stats import (
     paired_test,
     rank_marks,
     summarize,

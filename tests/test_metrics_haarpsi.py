@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from _metrics_support import MetricSuite, random_pair
+
 from mdfloss.metrics import haarpsi as module
 
 

@@ -1,4 +1,4 @@
-"""Outputs of the sensitivity analysis: the CSV of every value, the figure, the ratio tables.
+"""Outputs of the sensitivity analysis: the CSV of every value, the figure, the ratio tables (Markdown).
 
 Every file is written atomically (:func:`mdfloss.weights.write_atomically`).
 """
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .._files import write_atomically
+from ..document import Block, Bullets, Heading, Paragraph, Table, to_markdown
 from .probes import JPEG, MATCH_TOLERANCE_DB, PARAMETER_NAMES, psnr_from_mse
 from .sensitivity import REFERENCE_DISTORTION, Measurement, Ratio, per_unit_mse_ratios
 
@@ -114,28 +115,27 @@ def ratios_markdown(
     reference_level: float,
     header: str = "",
 ) -> str:
-    """The per-unit-MSE ratio table at ``reference_level`` (probes and JPEG), then one per level."""
+    """The per-unit-MSE ratio table at ``reference_level`` (probes and JPEG), then one per level.
+
+    ``header`` is Markdown put first.
+    """
     probes = list(dict.fromkeys(m.distortion for m in measurements if m.distortion not in (JPEG, REFERENCE_DISTORTION)))
     qualities = sorted({int(m.parameter) for m in measurements if m.distortion == JPEG})
-    jpeg_columns = [f"{JPEG} q{q}" for q in qualities]
+    columns = probes + [f"{JPEG} q{q}" for q in qualities]
     images = sorted({m.image for m in measurements})
-    lines = [header.rstrip(), ""] if header else []
 
     reference = per_unit_mse_ratios(measurements, reference_level)
-    lines += [
-        f"## Loss per unit of MSE, relative to a brightness shift at {reference_level:g} dB",
-        "",
-        f"(loss / MSE) of each distortion divided by (loss / MSE) of the {REFERENCE_DISTORTION} shift at "
-        f"{reference_level:g} dB, per image; median over {len(images)} images (min-max). Probes at "
-        f"{reference_level:g} dB; JPEG at its own PSNR. The brightness shift is 1 by definition and L2 is 1 "
-        "everywhere; above 1 = penalised more than an equally strong brightness change.",
-        "",
-        "| loss | " + " | ".join(probes + jpeg_columns) + " |",
-        "|---" * (1 + len(probes) + len(jpeg_columns)) + "|",
+    blocks: list[Block] = [
+        Heading(2, f"Loss per unit of MSE, relative to a brightness shift at {reference_level:g} dB"),
+        Paragraph(
+            f"(loss / MSE) of each distortion divided by (loss / MSE) of the {REFERENCE_DISTORTION} shift at "
+            f"{reference_level:g} dB, per image; median over {len(images)} images (min-max). Probes at "
+            f"{reference_level:g} dB; JPEG at its own PSNR. The brightness shift is 1 by definition and L2 is 1 "
+            "everywhere; above 1 = penalised more than an equally strong brightness change."
+        ),
+        Table(["loss", *columns], [[loss, *(_cell(reference.get(loss, {}).get(c)) for c in columns)]
+                                   for loss in losses]),
     ]
-    for loss in losses:
-        cells = [_cell(reference.get(loss, {}).get(c)) for c in probes + jpeg_columns]
-        lines.append(f"| {loss} | " + " | ".join(cells) + " |")
     jpeg_psnr = []
     for quality in qualities:
         values = {
@@ -143,36 +143,35 @@ def ratios_markdown(
         }
         jpeg_psnr.append(f"q{quality} {min(values.values()):.1f}-{max(values.values()):.1f} dB")
     if jpeg_psnr:
-        lines += ["", "PSNR of the JPEG probes (min-max over images): " + ", ".join(jpeg_psnr) + "."]
+        blocks.append(Paragraph("PSNR of the JPEG probes (min-max over images): " + ", ".join(jpeg_psnr) + "."))
 
-    lines += [
-        "",
-        "## The same ratio at every level",
-        "",
-        "Each probe against the brightness shift of the same level (median over images).",
-        "",
-        "| loss | PSNR (dB) | " + " | ".join(probes) + " |",
-        "|---" * (2 + len(probes)) + "|",
-    ]
     by_level = {level: per_unit_mse_ratios(measurements, level) for level in levels}
+    rows = []
     for loss in losses:
         for level in levels:
             table = by_level[level].get(loss, {})
-            cells = [f"{table[p].median:.3g}" if p in table else "-" for p in probes]
-            lines.append(f"| {loss} | {level:g} | " + " | ".join(cells) + " |")
+            rows.append([loss, f"{level:g}", *(f"{table[p].median:.3g}" if p in table else "-" for p in probes)])
+    blocks += [
+        Heading(2, "The same ratio at every level"),
+        Paragraph("Each probe against the brightness shift of the same level (median over images)."),
+        Table(["loss", "PSNR (dB)", *probes], rows),
+    ]
 
     misses = sorted({
         (m.image, m.distortion, m.target_psnr, m.achieved_psnr)
         for m in measurements if m.distortion != JPEG and not m.matched
     })
     total = len({(m.image, m.distortion, m.target_psnr) for m in measurements if m.distortion != JPEG})
-    lines += ["", "## Matching", "", f"{total - len(misses)} of {total} probe images are within "
-              f"{MATCH_TOLERANCE_DB:g} dB of their target PSNR."]
+    matched = (f"{total - len(misses)} of {total} probe images are within "
+               f"{MATCH_TOLERANCE_DB:g} dB of their target PSNR.")
     if misses:
-        lines += ["Not reachable (the strongest distortion is used and kept in the CSV with matched=false):", ""]
-        lines += [f"- {image}: {d} at {target:g} dB reaches only {achieved:.2f} dB"
-                  for image, d, target, achieved in misses]
-    return "\n".join(lines) + "\n"
+        matched += "\nNot reachable (the strongest distortion is used and kept in the CSV with matched=false):"
+    blocks += [Heading(2, "Matching"), Paragraph(matched)]
+    if misses:
+        blocks.append(Bullets([f"{image}: {d} at {target:g} dB reaches only {achieved:.2f} dB"
+                               for image, d, target, achieved in misses]))
+    text = to_markdown(blocks)
+    return f"{header.rstrip()}\n\n{text}" if header else text
 
 
 def scale_shares_markdown(measurements: Sequence[Measurement], parts: dict[str, list[str]], level: float) -> str:
@@ -184,17 +183,8 @@ def scale_shares_markdown(measurements: Sequence[Measurement], parts: dict[str, 
     at_level = [m for m in measurements if m.distortion == JPEG or m.target_psnr == level]
     values = {(m.loss, m.image, m.condition): m.value for m in at_level}
     conditions = list(dict.fromkeys(m.condition for m in at_level))
-    lines = [
-        f"## Each discriminator's share of its loss at {level:g} dB",
-        "",
-        "100 x (the loss with one discriminator) / (the loss with all of them), median over images; a "
-        "row's shares sum to about 100 per column. A discriminator far above the others decides what the "
-        "loss rewards.",
-        "",
-        "| loss | " + " | ".join(conditions) + " |",
-        "|---" * (1 + len(conditions)) + "|",
-    ]
     images = sorted({m.image for m in measurements})
+    rows = []
     for whole, names in parts.items():
         for part in names:
             cells = []
@@ -202,8 +192,16 @@ def scale_shares_markdown(measurements: Sequence[Measurement], parts: dict[str, 
                 keys = [(image, condition) for image in images if values.get((whole, image, condition), 0) > 0]
                 shares = [100 * values[(part, *key)] / values[(whole, *key)] for key in keys if (part, *key) in values]
                 cells.append(f"{statistics.median(shares):.3g}" if shares else "-")
-            lines.append(f"| {part} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+            rows.append([part, *cells])
+    return to_markdown([
+        Heading(2, f"Each discriminator's share of its loss at {level:g} dB"),
+        Paragraph(
+            "100 x (the loss with one discriminator) / (the loss with all of them), median over images; a "
+            "row's shares sum to about 100 per column. A discriminator far above the others decides what the "
+            "loss rewards."
+        ),
+        Table(["loss", *conditions], rows),
+    ])
 
 
 def write_text(path: str | Path, text: str) -> Path:

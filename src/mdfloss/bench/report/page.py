@@ -1,0 +1,178 @@
+"""The report page as document blocks, built once from ``manifest.json`` and the runs' results."""
+
+from __future__ import annotations
+
+import datetime
+import math
+from pathlib import Path
+from typing import Any
+
+from ... import __version__
+from ..._files import read_csv
+from ...document import (
+    Block,
+    Cell,
+    Code,
+    CodeBlock,
+    Details,
+    Heading,
+    Image,
+    Paragraph,
+    Table,
+)
+from ...metrics.image import HIGHER_IS_BETTER, LABELS
+from ..evaluate import INPUT_LABEL
+from ..manifest import INPUT_RESULTS, experiment_results
+from .crops import crop_figure, image_paths
+from .plots import validation_plot, violin_plots
+from .stats import (
+    ALPHA,
+    STATISTICS,
+    ExperimentResults,
+    paired_test,
+    rank_marks,
+    statistic,
+    wins,
+)
+
+TITLE = "mdfloss benchmark report"
+FILES = "report_files"
+TASK_TITLES = {"sisr": "Single-image super-resolution", "denoise": "Denoising", "jpeg": "JPEG artefact removal"}
+DIGITS = {"psnr": 2, "psnr_y": 2, "ssim": 4, "ms_ssim": 4, "lpips": 4}
+LEGEND = (
+    "Per dataset and metric: the mean over images and the worst 5 % (the 5th percentile of PSNR, SSIM and "
+    "MS-SSIM, the 95th of LPIPS); best in bold, second best in italics. (input) is the degraded input itself "
+    "(bicubic upsampling for super-resolution), not ranked. Metrics are measured on the 8-bit outputs; "
+    "p-values are one-tailed paired t-tests (H1: the reference loss is better), * for p < 0.05."
+)
+
+
+def report_page(out: Path, manifest: dict[str, Any]) -> list[Block]:
+    """The whole report; writes its figures under ``out/report_files/<experiment>/``."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    blocks: list[Block] = [Heading(1, TITLE), Paragraph(f"mdfloss {__version__}, {stamp}.")]
+    commands = manifest.get("commands", [])
+    if commands:
+        blocks += [Paragraph("Command:" if len(commands) == 1 else "Commands, in order:"), CodeBlock(commands)]
+    blocks.append(Paragraph(LEGEND))
+    for name, entry in manifest["experiments"].items():
+        results = ExperimentResults(experiment_results(out, entry), entry.get("losses", []), entry.get("datasets", []))
+        if results.losses:
+            baseline = ExperimentResults(read_csv(out / name / INPUT_RESULTS), [INPUT_LABEL], results.datasets)
+            blocks += _experiment(out, name, entry, results, baseline)
+    return blocks
+
+
+def _experiment(out: Path, name: str, entry: dict[str, Any], results: ExperimentResults,
+                baseline: ExperimentResults) -> list[Block]:
+    title = (f"{TASK_TITLES.get(entry['task'], entry['task'])}: {entry['model']} ({entry.get('model_size')}), "
+             f"{entry.get('iterations', '?')} iterations")
+    blocks: list[Block] = [Heading(2, title), _runs_table(entry, results.losses)]
+    skipped = entry.get("skipped") or {}
+    blocks += [Paragraph("Skipped ", Code(label), f": {reason}") for label, reason in skipped.items()]
+    if entry.get("lpips"):
+        blocks.append(Paragraph(f"Metrics: {entry['lpips']}."))
+    blocks += [Heading(3, "Mean and worst 5 %"), _summary_table(results, baseline)]
+    options = entry.get("config", {}).get("report") or {}
+    references = _references(options, results.losses)
+    if references:
+        blocks.append(Heading(3, "One-tailed paired t-tests"))
+        for reference in references:
+            blocks += _tests_table(results, reference)
+        blocks += _wins(results, references[0])
+    folder = out / FILES / name
+    figures = violin_plots(folder, results, references)
+    curve = validation_plot(out, folder, entry, results.losses)
+    blocks.append(Heading(3, "Distributions"))
+    blocks += [Image(path.relative_to(out).as_posix(), path.stem) for path in figures + ([curve] if curve else [])]
+    blocks.append(Heading(3, "Crops"))
+    count, size = int(options.get("crop_images", 2)), int(options.get("crop_size", 64))
+    for dataset in results.datasets:
+        crops = crop_figure(out, folder, name, entry, results, dataset, count, size)
+        if crops:
+            blocks += [Paragraph(f"{dataset}:"), Image(crops.relative_to(out).as_posix(), f"crops {dataset}"),
+                       _full_resolution(out, name, entry, results, dataset)]
+    return blocks
+
+
+def _references(options: dict[str, Any], losses: list[str]) -> list[str]:
+    """``report.references`` of the config, by default every loss whose label starts with ``mdf``."""
+    wanted = options.get("references")
+    if wanted is None:
+        wanted = [loss for loss in losses if loss.startswith("mdf")]
+    return [loss for loss in wanted if loss in losses]
+
+
+def _format(value: float, metric: str) -> str:
+    return "nan" if math.isnan(value) else f"{value:.{DIGITS[metric]}f}"
+
+
+def _runs_table(entry: dict[str, Any], losses: list[str]) -> Table:
+    rows = []
+    for loss in losses:
+        run = entry["runs"].get(loss, {})
+        selected = run.get("selected", "?")
+        best = (run.get("best") or {}).get(selected)
+        at = f"{selected} @ {best['iteration']}" if best else str(selected)
+        minutes = f"{run['train_seconds'] / 60:.1f} min" if "train_seconds" in run else "?"
+        spec = run.get("spec", "?")
+        if run.get("mdf_options"):
+            spec += " " + " ".join(f"{key}={value}" for key, value in sorted(run["mdf_options"].items()))
+        if run.get("official_source"):
+            spec += f" (from {Path(run['official_source']).name})"
+        rows.append([loss, Cell(Code(spec)), str(run.get("iterations", "?")), minutes, at])
+    return Table(["loss", "spec", "iterations", "train time", "selected at"], rows, left=2)
+
+
+def _summary_table(results: ExperimentResults, baseline: ExperimentResults) -> Table:
+    """Mean and worst 5 % of every loss per dataset and metric, ranked; the degraded input's beside them."""
+    rows = []
+    for dataset, metric in results.cells():
+        higher = HIGHER_IS_BETTER[metric]
+        for kind in STATISTICS:
+            values = [math.nan if (data := results.get(dataset, metric, loss)) is None
+                      else statistic(kind, data, higher) for loss in results.losses]
+            cells = [Cell(_format(v, metric), rank) for v, rank in zip(values, rank_marks(values, higher))]
+            data = baseline.get(dataset, metric, INPUT_LABEL)
+            cells.append(Cell("" if data is None else _format(statistic(kind, data, higher), metric)))
+            rows.append([dataset, f"{LABELS[metric]} {'↑' if higher else '↓'} {kind}", *cells])
+    return Table(["dataset", "metric", *results.losses, "(input)"], rows, left=2)
+
+
+def _tests_table(results: ExperimentResults, reference: str) -> list[Block]:
+    """p-values of ``reference`` against each other loss; ``—`` where the test is undefined."""
+    others = [loss for loss in results.losses if loss != reference]
+    if not others:
+        return []
+    rows = []
+    for dataset, metric in results.cells():
+        ref = results.get(dataset, metric, reference)
+        cells = []
+        for other in others:
+            values = results.get(dataset, metric, other)
+            p = math.nan if ref is None or values is None else paired_test(ref, values, HIGHER_IS_BETTER[metric])
+            cells.append("—" if math.isnan(p) else f"{p:.3g}{' *' if p < ALPHA else ''}")
+        rows.append([dataset, LABELS[metric], *cells])
+    return [Paragraph(f"{reference} against each other loss (p-values):"),
+            Table(["dataset", "metric", *others], rows, left=2)]
+
+
+def _wins(results: ExperimentResults, reference: str) -> list[Block]:
+    counted = wins(results, reference)
+    mean, worst = STATISTICS
+    blocks: list[Block] = [Paragraph(
+        f"{reference} is best by the mean in {counted.won[mean]} of {counted.cells[mean]} (dataset, metric) cells "
+        f"and by the worst 5 % in {counted.won[worst]} of {counted.cells[worst]}.")]
+    if counted.best_mean_elsewhere:
+        blocks.append(Paragraph(f"Best mean where {reference} is not: " + "; ".join(counted.best_mean_elsewhere) + "."))
+    return blocks
+
+
+def _full_resolution(out: Path, name: str, entry: dict[str, Any], results: ExperimentResults, dataset: str) -> Details:
+    """Every image of ``dataset`` as thumbnails linking to the full-resolution files (HTML only)."""
+    rows = []
+    for image in results.images[dataset]:
+        paths = image_paths(out, name, entry, results.losses, dataset, Path(image).stem)
+        rows.append([Cell(image=path.relative_to(out).as_posix()) if path and path.is_file() else Cell()
+                     for _, path in paths])
+    return Details(f"All {dataset} images at full resolution", Table(["reference", "input", *results.losses], rows))
