@@ -8,7 +8,6 @@ import re
 
 import numpy as np
 import pytest
-from mdfloss.bench.train import write_csv
 from scipy import stats
 
 from mdfloss._files import write_csv

@@ -262,7 +262,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
         ratios += "\n" + report.scale_shares_markdown(measurements, shares, args.ratio_level)
     out = args.out
     written = [
-        report.write_csv(out / CSV_NAME, measurements),
+        report.write_measurements(out / CSV_NAME, measurements),
         report.plot(out / FIGURE_NAME, measurements, wholes,
                     title=f"{len(references)} images, {args.size} px: loss vs PSNR per distortion"),
         report.write_text(out / RATIOS_NAME, ratios),

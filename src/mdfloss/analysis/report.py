@@ -22,7 +22,7 @@ CSV_COLUMNS = (
 )
 
 
-def write_csv(path: str | Path, measurements: Sequence[Measurement]) -> Path:
+def write_measurements(path: str | Path, measurements: Sequence[Measurement]) -> Path:
     """One row per (loss, image, distortion, level); ``target_psnr`` is empty for JPEG.
 
     ``parameter`` is the probe's strength, named by ``parameter_name`` (sigma, sigma_px,
