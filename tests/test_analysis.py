@@ -252,7 +252,7 @@ def test_cli_end_to_end_writes_csv_figure_and_ratios(tiny_images, tiny_weights, 
 
 def test_missing_image_folder_is_an_error(tmp_path, capsys):
     code = main(["analyze", "sensitivity", "--images", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")])
-    assert code == 1
+    assert code == 2
     assert "not a directory" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
@@ -260,7 +260,7 @@ def test_missing_image_folder_is_an_error(tmp_path, capsys):
 def test_folder_without_images_is_an_error(tmp_path, capsys):
     (tmp_path / "readme.txt").write_text("no images here")
     code = main(["analyze", "sensitivity", "--images", str(tmp_path), "--out", str(tmp_path / "o")])
-    assert code == 1
+    assert code == 2
     assert "found none" in capsys.readouterr().err
 
 
@@ -275,14 +275,14 @@ def test_bad_levels_are_usage_errors(tiny_images, tmp_path, capsys, levels):
 def test_ratio_level_must_be_one_of_the_levels(tiny_images, tmp_path, capsys):
     code = main(["analyze", "sensitivity", "--images", str(tiny_images), "--out", str(tmp_path / "o"),
                  "--levels", "25,35", "--ratio-level", "30"])
-    assert code == 1
+    assert code == 2
     assert "--ratio-level" in capsys.readouterr().err
 
 
 def test_unknown_loss_is_an_error(tiny_images, tmp_path, capsys):
     code = main(["analyze", "sensitivity", "--loss", "no-such-loss", "--images", str(tiny_images),
                  "--out", str(tmp_path / "o")])
-    assert code == 1
+    assert code == 2
     assert "no-such-loss" in capsys.readouterr().err
 
 
@@ -305,7 +305,7 @@ def test_curves_put_probes_at_their_target_and_jpeg_at_the_psnr_of_its_mean_mse(
 def test_an_image_below_the_receptive_field_is_an_error(tmp_path, capsys):
     Image.fromarray(np.zeros((8, 30, 3), dtype=np.uint8)).save(tmp_path / "thin.png")
     code = main(["analyze", "sensitivity", "--images", str(tmp_path), "--out", str(tmp_path / "o")])
-    assert code == 1
+    assert code == 2
     assert "at least 11 x 11 px" in capsys.readouterr().err
 
 

@@ -274,7 +274,7 @@ def test_convert_then_from_file_gives_identical_values(tmp_path, capsys):
 
 def test_convert_reports_errors(tmp_path, capsys):
     missing = tmp_path / "Ds_missing.pth"
-    assert cli.main(["convert", str(missing), "-o", str(tmp_path / "out.safetensors")]) == 1
+    assert cli.main(["convert", str(missing), "-o", str(tmp_path / "out.safetensors")]) == 2
     assert str(missing) in capsys.readouterr().err
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"")

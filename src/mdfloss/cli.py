@@ -1,13 +1,39 @@
-"""The ``mdfloss`` command. Each subcommand lives next to what it drives and is imported only
-when it runs, so ``mdfloss --help`` stays fast and light."""
+"""The ``mdfloss`` command. Each subcommand lives in a ``command`` module next to what it drives
+and is imported only when it runs, so ``mdfloss --help`` stays fast and light.
+
+A subcommand module has ``add_arguments(parser)`` and ``run(args) -> int`` (a parser may set a
+longer ``command_name`` for the messages, e.g. "analyze sensitivity"); :func:`run_command`
+gives every one of them the same conduct:
+
+* a user's mistake (a bad value, a missing file: ValueError, TypeError, FileNotFoundError,
+  FileExistsError...) is one line, ``mdfloss COMMAND: error: ...``, and exit code 2, never a
+  traceback; argparse reports bad flags the same way;
+* a failure at run time (RuntimeError, OSError, a diverging loss) is one line and exit code 1;
+* Ctrl-C is exit code 130;
+* ``--threads N``, where a command has it, holds for that command only;
+* ``args.command_line`` is the command as typed, for the files that record how they were made.
+
+``MDFLOSS_TRACEBACK=1`` in the environment shows the full traceback instead of the one line.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from . import __version__
+
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+               PermissionError)
+RUNTIME_ERRORS = (RuntimeError, OSError, ArithmeticError)
 
 # subcommand -> module with `add_arguments(parser)` and `run(args) -> int`
 COMMANDS = {
@@ -33,11 +59,51 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def scoped_threads(threads: int | None, argument: str = "--threads") -> Iterator[None]:
+    """torch's intra-op thread count set to ``threads`` (if given) inside the block, restored after."""
+    if threads is None:
+        yield
+        return
+    from ._checks import check_int
+
+    check_int(argument, threads, minimum=1)
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed subcommand with the conduct of the module docstring; returns the exit code."""
+    prefix = f"mdfloss {getattr(args, 'command_name', args.command)}"
+    if os.environ.get("MDFLOSS_TRACEBACK", "") not in ("", "0"):
+        with scoped_threads(getattr(args, "threads", None)):
+            return int(args.handler(args) or 0)
+    try:
+        with scoped_threads(getattr(args, "threads", None)):
+            return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{prefix}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except USER_ERRORS as error:
+        print(f"{prefix}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except RUNTIME_ERRORS as error:
+        print(f"{prefix}: failed: {error}", file=sys.stderr)
+        return EXIT_RUNTIME
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
-    return int(args.handler(args) or 0)
+    args.command_line = shlex.join(["mdfloss", *argv])
+    return run_command(args)
 
 
 if __name__ == "__main__":

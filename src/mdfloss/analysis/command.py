@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -76,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     f"{FIGURE_NAME} (loss vs PSNR, one panel per loss) and {RATIOS_NAME} (loss per unit of MSE "
                     "relative to a brightness shift).",
     )
+    sub.set_defaults(command_name="analyze sensitivity")
     sub.add_argument("--loss", action="append", default=[], metavar="NAME_OR_FILE",
                      help="a loss: a pretrained MDF name, a .safetensors file, an authors' Ds_*.pth, or a "
                           "bench spec (mdf:..., l1, msssim...); repeat for several. l2 and ssim are always added")
@@ -156,78 +156,39 @@ def _single_scale_parts(losses: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return parts
 
 
-def _command_line(args: argparse.Namespace) -> str:
-    words = ["mdfloss", "analyze", "sensitivity"]
-    for text in args.loss:
-        words += ["--loss", text]
-    words += ["--images", str(args.images), "--out", str(args.out),
-              "--levels", ",".join(f"{v:g}" for v in args.levels), "--ratio-level", f"{args.ratio_level:g}",
-              "--jpeg-qualities", ",".join(str(q) for q in args.jpeg_qualities),
-              "--size", str(args.size), "--fit", args.fit, "--seed", str(args.seed)]
-    if args.max_images is not None:
-        words += ["--max-images", str(args.max_images)]
-    if args.mdf_features is not None:
-        words += ["--mdf-features", args.mdf_features]
-    if args.mdf_scales is not None:
-        words += ["--mdf-scales", str(args.mdf_scales)]
-    if args.per_scale:
-        words.append("--per-scale")
-    if args.device != "cpu":
-        words += ["--device", args.device]
-    return shlex.join(words)
-
-
 def run(args: argparse.Namespace) -> int:
-    return {"sensitivity": run_sensitivity}[args.analysis](args)
-
-
-def run_sensitivity(args: argparse.Namespace) -> int:
-    """``--threads`` applies to this run only: torch's thread count is restored afterwards."""
-    import torch
-
-    previous_threads = torch.get_num_threads()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    try:
-        return _sensitivity(args)
-    finally:
-        torch.set_num_threads(previous_threads)
+    return {"sensitivity": _sensitivity}[args.analysis](args)
 
 
 def _sensitivity(args: argparse.Namespace) -> int:
     import torch
 
-    from .. import __version__
     from .._files import list_images
     from ..losses import build_loss
     from . import report
     from .sensitivity import distort, evaluate, load_image
-
-    def fail(message: object) -> int:
-        print(f"mdfloss analyze sensitivity: error: {message}", file=sys.stderr)
-        return 1
 
     def say(message: str) -> None:
         print(f"[{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr, flush=True)
 
     start = time.perf_counter()
     if args.ratio_level not in args.levels:
-        return fail(f"--ratio-level: expected one of --levels {args.levels}, got {args.ratio_level:g}")
+        raise ValueError(f"--ratio-level: expected one of --levels {args.levels}, got {args.ratio_level:g}")
     try:
         device = torch.device(args.device)
     except RuntimeError as error:
-        return fail(f"--device: {error}")
+        raise ValueError(f"--device: {error}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        return fail(f"--device: {args.device} requested but CUDA is not available")
+        raise ValueError(f"--device: {args.device} requested but CUDA is not available")
     mdf_options = {"features": args.mdf_features, "scales": args.mdf_scales}
     mdf_options = {key: value for key, value in mdf_options.items() if value is not None}
+    specs = _labelled_specs(args.loss)
+    paths = list_images(args.images, "--images")[: args.max_images]
+    losses = {label: build_loss(spec, device=device, mdf_options=mdf_options) for label, spec in specs.items()}
     try:
-        paths = list_images(args.images)[: args.max_images]
-        losses = {label: build_loss(spec, device=device, mdf_options=mdf_options)
-                  for label, spec in _labelled_specs(args.loss).items()}
         references = {path.name: load_image(path, args.size, args.fit) for path in paths}
-    except (FileNotFoundError, ValueError, TypeError, OSError) as error:
-        return fail(error)
+    except OSError as error:
+        raise ValueError(f"--images: {error}") from None
     wholes = list(losses)
     parts = _single_scale_parts(losses) if args.per_scale else {}
     for names in parts.values():
@@ -241,21 +202,10 @@ def _sensitivity(args: argparse.Namespace) -> int:
         measurements += evaluate(losses, image, samples, device)
         say(f"{name}: {len(samples)} distortions x {len(losses)} losses")
 
-    header = "\n".join([
-        "# Loss sensitivity at matched PSNR",
-        "",
-        f"Written by mdfloss {__version__}:",
-        "",
-        "```",
-        _command_line(args),
-        "```",
-        "",
-        "Losses: " + ", ".join(f"`{label}` = `{spec}`" for label, spec in _labelled_specs(args.loss).items())
-        + (f"; MDF options {mdf_options}" if mdf_options else "") + ".",
-        f"Images: {len(references)} ({', '.join(references)}), {args.fit} to {args.size} px. "
-        f"Levels: {', '.join(f'{v:g}' for v in args.levels)} dB; JPEG qualities: "
-        f"{', '.join(map(str, args.jpeg_qualities)) or 'none'}; noise seed {args.seed}.",
-    ])
+    header = report.sensitivity_header(
+        args.command_line, specs, mdf_options, list(references), fit=args.fit, size=args.size, levels=args.levels,
+        jpeg_qualities=args.jpeg_qualities, seed=args.seed,
+    )
     ratios = report.ratios_markdown(measurements, list(losses), args.levels, args.ratio_level, header)
     if parts:
         shares = {whole: list(names) for whole, names in parts.items()}

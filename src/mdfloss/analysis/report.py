@@ -11,8 +11,18 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from .. import __version__
 from .._files import write_atomically
-from ..document import Block, Bullets, Heading, Paragraph, Table, to_markdown
+from ..document import (
+    Block,
+    Bullets,
+    Code,
+    CodeBlock,
+    Heading,
+    Paragraph,
+    Table,
+    to_markdown,
+)
 from .probes import JPEG, MATCH_TOLERANCE_DB, PARAMETER_NAMES, psnr_from_mse
 from .sensitivity import REFERENCE_DISTORTION, Measurement, Ratio, per_unit_mse_ratios
 
@@ -20,6 +30,25 @@ CSV_COLUMNS = (
     "loss", "image", "distortion", "target_psnr", "achieved_psnr", "mse", "value", "parameter", "parameter_name",
     "matched",
 )
+
+
+def sensitivity_header(command: str, specs: dict[str, str], mdf_options: dict[str, object], images: Sequence[str], *,
+                       fit: str, size: int, levels: Sequence[float], jpeg_qualities: Sequence[int], seed: int) -> str:
+    """The Markdown head of ``ratios.md``: the command that wrote it, the losses, images and levels."""
+    losses: list[str | Code] = ["Losses: "]
+    for index, (label, spec) in enumerate(specs.items()):
+        losses += [", " if index else "", Code(label), " = ", Code(spec)]
+    losses.append((f"; MDF options {mdf_options}" if mdf_options else "") + ".")
+    blocks: list[Block] = [
+        Heading(1, "Loss sensitivity at matched PSNR"),
+        Paragraph(f"Written by mdfloss {__version__}:"),
+        CodeBlock([command]),
+        Paragraph(*losses),
+        Paragraph(f"Images: {len(images)} ({', '.join(images)}), {fit} to {size} px. "
+                  f"Levels: {', '.join(f'{v:g}' for v in levels)} dB; JPEG qualities: "
+                  f"{', '.join(map(str, jpeg_qualities)) or 'none'}; noise seed {seed}."),
+    ]
+    return to_markdown(blocks)
 
 
 def write_measurements(path: str | Path, measurements: Sequence[Measurement]) -> Path:

@@ -15,11 +15,12 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
+from .._checks import check_int
+from ..cli import EXIT_INTERRUPTED
 from .config import (
     experiment_config,
     experiment_names,
@@ -28,8 +29,6 @@ from .config import (
     parse_assignment,
     preset_names,
 )
-
-EXIT_INTERRUPTED = 130
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lpips-heads", help="lpips weights/v0.1/vgg.pth (default: the installed lpips package)")
     parser.add_argument("--device", help="auto (default), cpu, cuda or cuda:K")
     parser.add_argument("--workers", type=int, help="DataLoader worker processes")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="train N runs at once in separate processes (on a CPU: N cores, train.threads each)")
     parser.add_argument("--resume", action="store_true", help="continue runs from their checkpoints, skip finished ones")
     parser.add_argument("--stop-after", type=int, metavar="N", help="stop each run after N iterations, as if killed")
     parser.add_argument("--estimate", action="store_true", help="time a few iterations per loss and print the expected duration")
@@ -62,7 +63,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    command = _command_line()
     if args.report_only:
         from .report import build_report
 
@@ -70,58 +70,54 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {md} and {html}")
         return 0
     configs = build_configs(args)
-    import torch
-
-    from .distributed import setup, teardown
+    check_int("--jobs", args.jobs, minimum=1)
+    from ..cli import scoped_threads
+    from .distributed import Context, setup, teardown
 
     context = setup(configs[0]["train"]["device"])
-    threads = configs[0]["train"]["threads"]
-    if threads:
-        torch.set_num_threads(threads)
+    if args.jobs > 1 and context.distributed:
+        raise ValueError("--jobs: expected 1 under torchrun (each process already trains one share of a run)")
     try:
-        if args.estimate:
-            from .distributed import Context
-            from .estimate import estimate
+        with scoped_threads(configs[0]["train"]["threads"], "train.threads"):
+            if args.estimate:
+                if context.is_main:  # single-process work: no barrier may wait for the other ranks
+                    from .estimate import estimate
 
-            if context.is_main:  # single-process work: no barrier may wait for the other ranks
-                print(estimate(configs, out, Context(device=context.device)))
-            return 0
-        return _train_all(configs, out, context, args.resume, command)
+                    print(estimate(configs, out, Context(device=context.device)))
+                return 0
+            return _train_all(configs, out, context, args)
     finally:
         teardown(context)
 
 
-def _train_all(configs: list[dict[str, Any]], out: Path, context: Any, resume: bool, command: str | None) -> int:
+def _train_all(configs: list[dict[str, Any]], out: Path, context: Any, args: argparse.Namespace) -> int:
     from .distributed import StopFlag, stop_on_signals
     from .fit import TrainingInterrupted
     from .manifest import record_command
+    from .parallel import train_in_parallel
     from .report import build_report
     from .runner import run_experiment
 
-    stop = StopFlag()
     if context.is_main:
-        record_command(out, command)
+        record_command(out, args.command_line)
     context.barrier()
-    with stop_on_signals(stop):
-        try:
-            for config in configs:
-                run_experiment(config, out, context, resume=resume, stop=stop)
-        except TrainingInterrupted as interrupted:
-            if context.is_main:
-                print(f"mdfloss bench: {interrupted}", file=sys.stderr)
-            return EXIT_INTERRUPTED
+    try:
+        if args.jobs > 1:
+            train_in_parallel(configs, out, args.jobs, resume=args.resume, device=context.device,
+                              threads=configs[0]["train"]["threads"] or 1)
+        else:
+            stop = StopFlag()
+            with stop_on_signals(stop):
+                for config in configs:
+                    run_experiment(config, out, context, resume=args.resume, stop=stop)
+    except TrainingInterrupted as interrupted:
+        if context.is_main:
+            print(f"mdfloss bench: {interrupted}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if context.is_main:
         md, html = build_report(out)
         print(f"wrote {out / 'results.csv'}, {md} and {html}")
     return 0
-
-
-def _command_line() -> str | None:
-    """The command as typed, when this process runs ``... bench ...``."""
-    argv = sys.argv
-    if "bench" not in argv:
-        return None
-    return shlex.join(["mdfloss", *argv[argv.index("bench"):]])
 
 
 def build_configs(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -113,11 +113,16 @@ def load_builtin(name: str) -> dict[str, Any]:
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Deep merge: mappings merge key by key, anything else (lists included) is replaced."""
+    """Deep merge: mappings merge key by key, anything else (lists included) is replaced.
+
+    A mapping that names another ``type`` (``{type: adam, lr: 1e-3}`` over ``{type: sgd,
+    momentum: 0.9}``) replaces the old one whole: the old type's options mean nothing to the new.
+    """
     merged = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
+        old = merged.get(key)
+        if isinstance(value, dict) and isinstance(old, dict) and value.get("type", old.get("type")) == old.get("type"):
+            merged[key] = merge(old, value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged

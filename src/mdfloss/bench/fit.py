@@ -42,14 +42,18 @@ VAL_LOG_FIELDS = ("iteration", "val_loss", "val_psnr")
 class TrainingInterrupted(Exception):
     """Training stopped early (signal or ``train.stop_after``) after saving a checkpoint."""
 
-    def __init__(self, iteration: int, reason: str) -> None:
-        super().__init__(f"training stopped at iteration {iteration} ({reason}); resume with --resume")
+    def __init__(self, iteration: int | None, reason: str) -> None:
+        where = "" if iteration is None else f" at iteration {iteration}"
+        super().__init__(f"training stopped{where} ({reason}); resume with --resume")
         self.iteration = iteration
 
 
 def build_optimizer(options: dict[str, Any], parameters: Any) -> torch.optim.Optimizer:
-    """``{type: adam, lr, betas, weight_decay, eps}`` or ``{type: sgd, lr, momentum, nesterov, weight_decay}``."""
-    options = dict(options)
+    """``{type: adam, lr, betas, weight_decay, eps}`` or ``{type: sgd, lr, momentum, nesterov, weight_decay}``.
+
+    An option set to None (``--set train.optimizer.momentum=null``) takes the optimizer's default.
+    """
+    options = {key: value for key, value in options.items() if value is not None}  # null: the default
     kind = options.pop("type", None)
     numbers = {k: float(v) for k, v in options.items() if k in ("lr", "weight_decay", "eps", "momentum")}
     options.update(numbers)

@@ -9,12 +9,17 @@
                                            train_seconds, eval_seconds, selected, best, folder, ...}}}}}
 
 ``results.csv`` holds the rows of every finished run (``<folder>/results.csv``), in manifest
-order; it is rewritten whenever a run finishes. Every write is atomic.
+order; it is rewritten whenever a run finishes. Every write is atomic, and every
+read-modify-write holds an exclusive lock on ``OUT/.manifest.lock``, so parallel runs
+(``--jobs``) never lose each other's records.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +28,21 @@ from .evaluate import RESULT_FIELDS
 
 MANIFEST = "manifest.json"
 RESULTS = "results.csv"
+LOCK = ".manifest.lock"
 INPUT_RESULTS = "input_results.csv"
 """Per experiment: the metrics of the degraded input itself (bicubic for super-resolution), for reference."""
+
+
+@contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    """Hold the folder's manifest lock (processes on this machine wait for each other)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
@@ -42,29 +60,31 @@ def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
 
 def record_command(out: Path, command: str | None) -> None:
     """Add ``command`` to the folder's list of commands (once); create the manifest if needed."""
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = read_manifest(out)
-    commands = manifest.setdefault("commands", [])
-    if command and command not in commands:
-        commands.append(command)
-    write_manifest(out, manifest)
+    with _locked(out):
+        manifest = read_manifest(out)
+        commands = manifest.setdefault("commands", [])
+        if command and command not in commands:
+            commands.append(command)
+        write_manifest(out, manifest)
 
 
 def record_experiment(out: Path, name: str, description: dict[str, Any], **notes: Any) -> None:
     """Describe experiment ``name`` (its config, datasets, losses...); ``notes`` that are None are left as they were."""
-    manifest = read_manifest(out)
-    entry = manifest["experiments"].setdefault(name, {"runs": {}})
-    entry.update(description)
-    entry.update({key: value for key, value in notes.items() if value is not None})
-    write_manifest(out, manifest)
+    with _locked(out):
+        manifest = read_manifest(out)
+        entry = manifest["experiments"].setdefault(name, {"runs": {}})
+        entry.update(description)
+        entry.update({key: value for key, value in notes.items() if value is not None})
+        write_manifest(out, manifest)
 
 
 def record_run(out: Path, name: str, label: str, run: dict[str, Any]) -> None:
     """Record a finished run of experiment ``name`` and rewrite ``results.csv``."""
-    manifest = read_manifest(out)
-    manifest["experiments"][name]["runs"][label] = run
-    write_manifest(out, manifest)
-    write_results(out, manifest)
+    with _locked(out):
+        manifest = read_manifest(out)
+        manifest["experiments"][name]["runs"][label] = run
+        write_manifest(out, manifest)
+        write_results(out, manifest)
 
 
 def recorded_runs(out: Path, name: str) -> dict[str, Any]:

@@ -18,12 +18,14 @@ from their checkpoints.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .._files import write_csv
+from ..metrics.image import ImageMetrics
 from .config import LossRun, identity
 from .distributed import Context, StopFlag
 from .evaluate import (
@@ -55,22 +57,45 @@ from .manifest import (
 )
 
 
-def run_experiment(config: dict[str, Any], out: Path, context: Context, *, resume: bool,
-                   stop: StopFlag | None = None) -> None:
-    """Train, select and test the network with every loss; results go to the run folders and the manifest."""
+@dataclass
+class Prepared:
+    """An experiment ready to train: its set-up, validation and test images, metrics."""
+
+    setup: Setup
+    val_sets: EvalSets
+    test_sets: EvalSets
+    metrics: ImageMetrics | None
+
+
+def prepare_experiment(config: dict[str, Any], out: Path, context: Context) -> Prepared:
+    """Set up the experiment; on the main process also write the references and the input's
+    own metrics (once) and record the experiment in the manifest."""
     setup = set_up(config, out, context)
     experiment = setup.experiment
+    if not context.is_main:
+        return Prepared(setup, {}, {}, None)
+    val_sets = load_eval_sets(experiment, "val")
+    test_sets = load_eval_sets(experiment, "test")
+    metrics, lpips_note = build_metrics(experiment, context)
+    save_references(test_sets, experiment.folder / "reference")
+    _measure_input(experiment, test_sets, metrics, context)
+    record_experiment(out, experiment.config["name"], description(experiment), skipped=setup.skipped,
+                      lpips=lpips_note, iterations=setup.total)
+    return Prepared(setup, val_sets, test_sets, metrics)
+
+
+def run_experiment(config: dict[str, Any], out: Path, context: Context, *, resume: bool,
+                   stop: StopFlag | None = None, only: str | None = None) -> None:
+    """Train, select and test the network with every loss (or only the loss labelled ``only``);
+    results go to the run folders and the manifest."""
+    prepared = prepare_experiment(config, out, context)
+    setup, val_sets, test_sets, metrics = prepared.setup, prepared.val_sets, prepared.test_sets, prepared.metrics
+    experiment = setup.experiment
     name = experiment.config["name"]
-    val_sets = load_eval_sets(experiment, "val") if context.is_main else {}
-    test_sets = load_eval_sets(experiment, "test") if context.is_main else {}
-    metrics, lpips_note = build_metrics(experiment, context) if context.is_main else (None, "")
-    if context.is_main:
-        save_references(test_sets, experiment.folder / "reference")
-        _measure_input(experiment, test_sets, metrics, context)
-        record_experiment(out, name, description(experiment), skipped=setup.skipped, lpips=lpips_note,
-                          iterations=setup.total)
     recorded = recorded_runs(out, name) if context.is_main else {}
     for index, run in enumerate(setup.runs, 1):
+        if only is not None and run.label != only:
+            continue
         folder = experiment.folder / run.slug
         if (folder / RESULTS).is_file():
             if not resume:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import sys
 from pathlib import Path
 
 
@@ -24,13 +23,8 @@ def run(args: argparse.Namespace) -> int:
     from .reader import load_official
 
     if args.output.resolve() == args.official.resolve():
-        print(f"mdfloss convert: error: output {args.output} would overwrite the input", file=sys.stderr)
-        return 2
-    try:
-        pyramid, metadata = load_official(args.official)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"mdfloss convert: error: {error}", file=sys.stderr)
-        return 1
+        raise ValueError(f"--output: {args.output} would overwrite the input")
+    pyramid, metadata = load_official(args.official)
     written = save_pyramid(args.output, pyramid, metadata)
     digest = hashlib.sha256(written.read_bytes()).hexdigest()
     print(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,46 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars or messages")
 
 
-def command_line(args: argparse.Namespace) -> str:
-    """The command as typed when this process is ``mdfloss train ...``, else rebuilt from ``args``."""
-    if sys.argv[1:2] == ["train"]:
-        return shlex.join(["mdfloss", *sys.argv[1:]])
-    words = ["mdfloss", "train"]
-    for name, value in sorted(vars(args).items()):
-        if name in ("command", "handler") or value in (None, False, []):
-            continue
-        flag = "--" + name.replace("_", "-")
-        if value is True:
-            words.append(flag)
-        elif isinstance(value, list):
-            for item in value:
-                words += [flag, str(item)]
-        else:
-            words += [flag, str(value)]
-    return shlex.join(words)
-
-
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     from .distortions import parse_params
     from .trainer import train_loss
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise SystemExit(f"mdfloss train: --threads: expected a positive int, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    try:
-        settings = parse_params(args.set)
-        params = parse_params(args.distortion_param)
-        train_loss(
-            args.seed, args.out, args.task, distortion=args.distortion, distortion_params=params,
-            preset=args.preset, scales=args.scales, iters=args.iters, crop=args.crop, batch=args.batch,
-            checkpoint_every=args.checkpoint_every, max_side=args.max_side, settings=settings,
-            device=args.device, rng_seed=args.rng_seed, resume=args.resume, quiet=args.quiet,
-            log_dir=args.log_dir, command=command_line(args),
-        )
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
-        print(f"mdfloss train: error: {error}", file=sys.stderr)
-        return 2
+    train_loss(
+        args.seed, args.out, args.task, distortion=args.distortion, distortion_params=parse_params(args.distortion_param),
+        preset=args.preset, scales=args.scales, iters=args.iters, crop=args.crop, batch=args.batch,
+        checkpoint_every=args.checkpoint_every, max_side=args.max_side, settings=parse_params(args.set),
+        device=args.device, rng_seed=args.rng_seed, resume=args.resume, quiet=args.quiet,
+        log_dir=args.log_dir, command=args.command_line,
+    )
     return 0
