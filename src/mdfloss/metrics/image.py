@@ -1,4 +1,4 @@
-r"""Per-image quality metrics of the benchmark (higher is better except LPIPS).
+r"""Per-image quality metrics of the benchmark (higher is better except MDSI and LPIPS).
 
 Inputs are (N, 3, H, W) in [0, 1]. The benchmark measures the network's output after clamping
 to [0, 1] and rounding to 8 bits, i.e. exactly the PNG it saves, and drops ``crop_border``
@@ -10,6 +10,10 @@ pixels on every side first (the scale factor for super-resolution, as is customa
 * ``ssim``: SSIM (Gaussian window 11, sigma 1.5) on RGB, averaged over channels (pytorch_msssim);
 * ``ms_ssim``: 5-scale MS-SSIM on RGB (pytorch_msssim; the window narrows below 161 px, see
   :func:`mdfloss.functional.ms_ssim_window`);
+* ``haarpsi``, ``dss``, ``mdsi``: HaarPSI, DSS and MDSI (:mod:`mdfloss.metrics.haarpsi`, ``dss``,
+  ``mdsi``), perceptual metrics that need no learned weights; MDSI is lower-is-better. They
+  compare structure locally and so, like PSNR, punish misaligned or hallucinated detail that a
+  person may accept (PIPAL, Jinjin et al. 2020): read them beside LPIPS when it is available;
 * ``lpips``: LPIPS with the VGG trunk (:class:`mdfloss.losses.perceptual.LPIPSVGGLoss`), lower is
   better, only when its ImageNet and head weights are available.
 """
@@ -23,10 +27,16 @@ import torch
 
 from .._checks import check_int
 from ..functional import MS_SSIM_MIN_SIDE, ms_ssim_value, ssim_value
+from .dss import DCT_SIZE, dss
+from .haarpsi import MIN_SIZE as HAARPSI_MIN_SIZE
+from .haarpsi import haarpsi
+from .mdsi import mdsi
 
-METRICS = ("psnr", "psnr_y", "ssim", "ms_ssim", "lpips")
-HIGHER_IS_BETTER = {"psnr": True, "psnr_y": True, "ssim": True, "ms_ssim": True, "lpips": False}
-LABELS = {"psnr": "PSNR [dB]", "psnr_y": "PSNR-Y [dB]", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "lpips": "LPIPS"}
+METRICS = ("psnr", "psnr_y", "ssim", "ms_ssim", "haarpsi", "dss", "mdsi", "lpips")
+HIGHER_IS_BETTER = {"psnr": True, "psnr_y": True, "ssim": True, "ms_ssim": True, "haarpsi": True, "dss": True,
+                    "mdsi": False, "lpips": False}
+LABELS = {"psnr": "PSNR [dB]", "psnr_y": "PSNR-Y [dB]", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "haarpsi": "HaarPSI",
+          "dss": "DSS", "mdsi": "MDSI", "lpips": "LPIPS"}
 _Y_WEIGHTS = (65.481, 128.553, 24.966)
 
 
@@ -91,6 +101,9 @@ class ImageMetrics:
             "psnr_y": float(psnr_y(p, t)[0]),
             "ssim": float(ssim(p, t)[0]),
             "ms_ssim": float(ms_ssim(p, t)[0]) if min(p.shape[-2:]) >= MS_SSIM_MIN_SIDE else math.nan,
+            "haarpsi": float(haarpsi(p, t, reduction="none")[0]) if min(p.shape[-2:]) >= HAARPSI_MIN_SIZE else math.nan,
+            "dss": float(dss(p, t, reduction="none")[0]) if min(p.shape[-2:]) >= DCT_SIZE else math.nan,
+            "mdsi": float(mdsi(p, t, reduction="none")[0]),
             "lpips": float(self.lpips(p, t).reshape(-1)[0]) if self.lpips is not None else None,
         }
         return values

@@ -38,10 +38,10 @@ from .stats import (
 TITLE = "mdfloss benchmark report"
 FILES = "report_files"
 TASK_TITLES = {"sisr": "Single-image super-resolution", "denoise": "Denoising", "jpeg": "JPEG artefact removal"}
-DIGITS = {"psnr": 2, "psnr_y": 2, "ssim": 4, "ms_ssim": 4, "lpips": 4}
+DIGITS = {"psnr": 2, "psnr_y": 2, "ssim": 4, "ms_ssim": 4, "haarpsi": 4, "dss": 4, "mdsi": 4, "lpips": 4}
 LEGEND = (
     "Per dataset and metric: the mean over images and the worst 5 % (the 5th percentile of PSNR, SSIM and "
-    "MS-SSIM, the 95th of LPIPS); best in bold, second best in italics. (input) is the degraded input itself "
+    "MS-SSIM, HaarPSI and DSS, the 95th of MDSI and LPIPS); best in bold, second best in italics. (input) is the degraded input itself "
     "(bicubic upsampling for super-resolution), not ranked. Metrics are measured on the 8-bit outputs; "
     "p-values are one-tailed paired t-tests (H1: the reference loss is better), * for p < 0.05."
 )
@@ -68,6 +68,9 @@ def _experiment(out: Path, name: str, entry: dict[str, Any], results: Experiment
     title = (f"{TASK_TITLES.get(entry['task'], entry['task'])}: {entry['model']} ({entry.get('model_size')}), "
              f"{entry.get('iterations', '?')} iterations")
     blocks: list[Block] = [Heading(2, title), _runs_table(entry, results.losses)]
+    convergence = _convergence_table(out, entry, results, baseline)
+    if convergence is not None:
+        blocks += [Heading(3, "Convergence"), Paragraph(CONVERGENCE_LEGEND), convergence]
     skipped = entry.get("skipped") or {}
     blocks += [Paragraph("Skipped ", Code(label), f": {reason}") for label, reason in skipped.items()]
     if entry.get("lpips"):
@@ -93,6 +96,47 @@ def _experiment(out: Path, name: str, entry: dict[str, Any], results: Experiment
             blocks += [Paragraph(f"{dataset}:"), Image(crops.relative_to(out).as_posix(), f"crops {dataset}"),
                        _full_resolution(out, name, entry, results, dataset)]
     return blocks
+
+
+CONVERGENCE_LEGEND = (
+    "Validation PSNR (dB) at the last iteration, its gain over the last quarter of the iterations (converged: "
+    "under 0.1 dB), the best validation PSNR and where the selected weights were taken; then the test PSNR of the "
+    "selected weights above the degraded input, per dataset (mean over images)."
+)
+
+
+def validation_psnr(out: Path, run: dict[str, Any]) -> list[tuple[int, float]]:
+    """(iteration, validation PSNR) of a run, from its ``val_log.csv``."""
+    rows = read_csv(out / run["folder"] / "val_log.csv") if "folder" in run else []
+    return [(int(r["iteration"]), float(r["val_psnr"])) for r in rows]
+
+
+def last_quarter_gain(curve: list[tuple[int, float]]) -> float:
+    """PSNR at the last validation minus PSNR at the last validation at or before 3/4 of it: dB."""
+    last_iteration, last_value = curve[-1]
+    earlier = [value for iteration, value in curve if iteration <= 0.75 * last_iteration]
+    return last_value - earlier[-1] if earlier else math.nan
+
+
+def _convergence_table(out: Path, entry: dict[str, Any], results: ExperimentResults,
+                       baseline: ExperimentResults) -> Table | None:
+    rows = []
+    for loss in results.losses:
+        run = entry["runs"].get(loss, {})
+        curve = validation_psnr(out, run)
+        if not curve:
+            continue
+        selected = (run.get("best") or {}).get(run.get("selected", ""), {})
+        gains = []
+        for dataset in results.datasets:
+            ours, theirs = results.get(dataset, "psnr", loss), baseline.get(dataset, "psnr", INPUT_LABEL)
+            gains.append("" if ours is None or theirs is None else f"{sum(ours) / len(ours) - sum(theirs) / len(theirs):+.2f}")
+        rows.append([loss, f"{curve[-1][1]:.2f}", f"{last_quarter_gain(curve):+.3f}", f"{max(v for _, v in curve):.2f}",
+                     str(selected.get("iteration", "last")), *gains])
+    if not rows:
+        return None
+    return Table(["loss", "val PSNR", "last-quarter gain", "best val PSNR", "selected at",
+                  *[f"{dataset} vs input" for dataset in results.datasets]], rows, left=1)
 
 
 def _references(options: dict[str, Any], losses: list[str]) -> list[str]:
