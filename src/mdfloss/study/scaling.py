@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize, stats
 from scipy.sparse.csgraph import connected_components
-from scipy.special import log_ndtr, logsumexp
+from scipy.special import log_ndtr
 
 SIGMA = 1.4826
 """Standard deviation of the difference of two conditions' qualities: 1 JND = 75 % preference."""
@@ -76,9 +76,12 @@ def _pairs(D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.nonzero(compared)
 
 
+LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
+
+
 def _log_ratio(x: np.ndarray) -> np.ndarray:
     """d/dx log Phi(x) = phi(x) / Phi(x), stable for very negative x."""
-    return np.exp(stats.norm.logpdf(x) - log_ndtr(x))
+    return np.exp(-0.5 * x * x - LOG_SQRT_2PI - log_ndtr(x))
 
 
 class _Objective:
@@ -115,7 +118,8 @@ class _Objective:
         if self.prior:
             log_p, log_not = log_ndtr(x), log_ndtr(-x)
             scores = np.outer(log_p, self.k) + np.outer(log_not, self.nk)  # (l, j)
-            weights = np.exp(scores - logsumexp(scores, axis=0, keepdims=True))
+            weights = np.exp(scores - scores.max(axis=0))
+            weights /= weights.sum(axis=0)  # softmax over distances l: exp(a_lj - logsumexp_l a_lj)
             prior = weights.sum(axis=1)
             inverse = 1.0 / (prior + 0.1)
             value -= 0.5 * np.sum(np.log(prior + 0.1))  # each unordered pair appears twice
@@ -131,19 +135,21 @@ class _Objective:
         return float(value), grad
 
 
-def pw_scale(D: object, prior: str = "gaussian", labels: Sequence[str] | None = None) -> np.ndarray:
+def pw_scale(D: object, prior: str = "gaussian", labels: Sequence[str] | None = None,
+             start: np.ndarray | None = None) -> np.ndarray:
     """JND scores (mean 0) from a count matrix ``D[i, j]`` = times ``i`` was chosen over ``j``.
 
     ``prior="gaussian"`` (pwcmp's default) keeps unanimous pairs finite; ``"none"`` is the plain
     maximum-likelihood estimate, which runs away for unanimous pairs. Raises
-    :class:`DisconnectedComparisonsError` when the comparison graph is not connected.
+    :class:`DisconnectedComparisonsError` when the comparison graph is not connected. ``start``
+    is the optimiser's starting point (default 0).
     """
     if prior not in PRIORS:
         raise ValueError(f"prior: expected one of {PRIORS}, got {prior!r}")
     counts = check_counts(D)
     check_connected(counts, labels)
     objective = _Objective(counts, prior)
-    result = optimize.minimize(objective, np.zeros(len(counts)), jac=True, method="L-BFGS-B",
+    result = optimize.minimize(objective, np.zeros(len(counts)) if start is None else start, jac=True, method="L-BFGS-B",
                                options={"maxiter": 2000, "gtol": 1e-9, "ftol": 1e-15})
     return result.x - result.x.mean()
 
@@ -194,7 +200,7 @@ def bootstrap(per_observer: np.ndarray, samples: int = 1000, alpha: float = 0.05
             if redrawn > 10 * samples:
                 raise DisconnectedComparisonsError(components(mats.sum(0), labels))
             continue
-        draws.append(pw_scale(D, prior))
+        draws.append(pw_scale(D, prior, start=jnd))
     values = np.array(draws)
     low, high = np.percentile(values, [100 * alpha / 2, 100 * (1 - alpha / 2)], axis=0)
     return Bootstrap(jnd, low, high, np.cov(values, rowvar=False), values, redrawn)

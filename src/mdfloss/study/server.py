@@ -28,7 +28,7 @@ import numpy as np
 from flask import Flask, Response, abort, jsonify, redirect, render_template, request, send_file
 from werkzeug.exceptions import HTTPException
 from werkzeug.security import safe_join
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .design import AsapQueue, session_planner
 from .store import Store, StudyError, Trial
@@ -144,12 +144,21 @@ def create_app(store: Store, seed: int | None = None) -> Flask:
     return app
 
 
+class _ErrorsOnlyHandler(WSGIRequestHandler):
+    """Logs the requests that failed (4xx, 5xx), not the thousands of normal ones."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if str(code)[:1] in ("4", "5"):
+            super().log_request(code, size)
+
+
 class StudyServer:
     """The app on a threaded WSGI server; ``port=0`` picks a free port (see :attr:`url`)."""
 
     def __init__(self, store: Store, host: str = "127.0.0.1", port: int = 8000, seed: int | None = None) -> None:
         self.app = create_app(store, seed)
-        self.server: BaseWSGIServer = make_server(host, port, self.app, threaded=True)
+        self.server: BaseWSGIServer = make_server(host, port, self.app, threaded=True,
+                                                   request_handler=_ErrorsOnlyHandler)
         self.url = f"http://{host}:{self.server.server_port}"
         self.thread: threading.Thread | None = None
 
