@@ -67,3 +67,25 @@ def simulated_side(labels: dict[str, str], rng: np.random.Generator, quality: di
         return "left" if left == "reference" else "right"
     p_left = float(np.asarray(__import__("scipy").stats.norm.cdf((quality[left] - quality[right]) / SIGMA)))
     return "left" if rng.random() < p_left else "right"
+
+
+def make_study(tmp_path: Path, *, design: str = "full", trials: int = 6, images: int = 2, golden_rate: float = 0.1,
+               crop: int = 32) -> Path:
+    """A study file built by ``mdfloss study create`` from the folder layout."""
+    from mdfloss.cli import main
+
+    root = fake_folders(tmp_path / "layout", images=images)
+    out = tmp_path / f"study-{design}.sqlite"
+    code = main(["study", "create", "--results", str(root), "--design", design, "--trials", str(trials),
+                 "--golden-rate", str(golden_rate), "--crop", str(crop), "--admin-token", "secret-admin",
+                 "--out", str(out)])
+    assert code == 0
+    return out
+
+
+def image_labels(study: Path) -> dict[str, str]:
+    """Image URL -> condition label, read straight from the study file."""
+    import sqlite3
+
+    with sqlite3.connect(study) as connection:
+        return {f"/img/{image}": label for image, label in connection.execute("SELECT image, label FROM condition")}

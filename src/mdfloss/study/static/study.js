@@ -98,7 +98,8 @@
       });
       const data = await response.json();
       if (response.ok && data.done) return finish(data.code);
-      if (response.ok || response.status === 409) return next();  // 409: already stored; resume
+      // 409 (already stored) or 410 (session finished): resume from what the server has
+      if (response.ok || response.status === 409 || response.status === 410) return next();
       fail(data.error || `Error ${response.status}.`);
     } catch (error) {
       fail("The answer could not be sent (network problem).");
