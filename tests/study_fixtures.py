@@ -70,11 +70,11 @@ def simulated_side(labels: dict[str, str], rng: np.random.Generator, quality: di
 
 
 def make_study(tmp_path: Path, *, design: str = "full", trials: int = 6, images: int = 2, golden_rate: float = 0.1,
-               crop: int = 32) -> Path:
+               crop: int = 32, size: int = 40) -> Path:
     """A study file built by ``mdfloss study create`` from the folder layout."""
     from mdfloss.cli import main
 
-    root = fake_folders(tmp_path / "layout", images=images)
+    root = fake_folders(tmp_path / "layout", images=images, size=size)
     out = tmp_path / f"study-{design}.sqlite"
     code = main(["study", "create", "--results", str(root), "--design", design, "--trials", str(trials),
                  "--golden-rate", str(golden_rate), "--crop", str(crop), "--admin-token", "secret-admin",
