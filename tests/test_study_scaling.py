@@ -151,3 +151,12 @@ def test_scale_answers_leaves_out_excluded_observers():
     assert result.observers == ["x", "y"]
     with pytest.raises(ValueError, match="not excluded"):
         scale_answers(answers[2:], excluded={"bad": "failed golden"})
+
+
+def test_asap_sampling_recovers_known_scores_and_connects_every_condition():
+    true = np.array([0.0, 1.0, 2.0, 3.0])
+    rng = np.random.default_rng(4)
+    mats = simulate.asap_design(true, 10, 6, rng)
+    counts = mats.sum(0)
+    assert counts.sum() == 60 and np.all((counts + counts.T)[~np.eye(4, dtype=bool)] > 0)
+    assert np.sqrt(np.mean((pw_scale(counts) - (true - true.mean())) ** 2)) < 0.4

@@ -36,12 +36,14 @@ def jnd_plot(pooled: GroupResult, per_image: Sequence[GroupResult], path: str | 
     labels = [pooled.conditions[k] for k in order]
     figure, axes = plt.subplots(figsize=(max(4.0, 0.9 * len(labels) + 1.5), 3.6))
     x = np.arange(len(labels))
+    label = "per image"
     for group in per_image:
         if group.boot is None:
             continue
         spots = [labels.index(c) for c in group.conditions if c in labels]
         values = [group.boot.jnd[group.conditions.index(labels[s])] for s in spots]
-        axes.scatter(np.array(spots) + 0.18, values, s=8, color="0.7", zorder=1)
+        axes.scatter(np.array(spots) + 0.18, values, s=8, color="0.7", zorder=1, label=label)
+        label = None
     jnd = pooled.boot.jnd[order]
     if np.all(np.isfinite(pooled.boot.low)):
         errors = np.vstack([jnd - pooled.boot.low[order], pooled.boot.high[order] - jnd])

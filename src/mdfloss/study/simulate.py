@@ -39,16 +39,20 @@ def full_design(true: Sequence[float], observers: int, rng: np.random.Generator,
     return mats
 
 
-def asap_design(true: Sequence[float], comparisons: int, rng: np.random.Generator) -> np.ndarray:
-    """(N, N) counts from ``comparisons`` answers chosen batch by batch by :func:`design.asap_batch`."""
+def asap_design(true: Sequence[float], observers: int, per_observer: int, rng: np.random.Generator) -> np.ndarray:
+    """(observers, N, N) counts: ``observers`` sessions of ``per_observer`` answers each, the pairs
+    chosen batch by batch by :func:`design.asap_batch` from all the answers before them."""
     q = np.asarray(true, dtype=float)
-    wins = np.zeros((len(q), len(q)))
-    done = 0
-    while done < comparisons:
-        for i, j in asap_batch(wins, rng)[: comparisons - done]:
+    n = len(q)
+    mats = np.zeros((observers, n, n))
+    queue: list[tuple[int, int]] = []
+    for k in range(observers):
+        for _ in range(per_observer):
+            if not queue:
+                queue = asap_batch(mats.sum(0), rng)
+            i, j = queue.pop()
             if answer(q, i, j, rng):
-                wins[i, j] += 1
+                mats[k, i, j] += 1
             else:
-                wins[j, i] += 1
-            done += 1
-    return wins
+                mats[k, j, i] += 1
+    return mats
