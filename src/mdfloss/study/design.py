@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 from scipy.sparse.csgraph import minimum_spanning_tree
-from scipy.special import log_ndtr, ndtr
+from scipy.special import ndtr
 
-from .scaling import SIGMA, _log_ratio
+from .scaling import SIGMA, phi_ratio
 from .store import Store, TrialSpec
 
 DESIGNS = ("full", "asap")
@@ -111,7 +111,7 @@ class Posterior:
         n, i, j = len(s), self.i, self.j
         c = self.wins[i, j]
         x = (s[i] - s[j]) / SIGMA
-        r = _log_ratio(x)
+        r = phi_ratio(x)
         g = -c * r / SIGMA
         h = c * r * (x + r) / SIGMA**2
         gradient = s / PRIOR_SD**2

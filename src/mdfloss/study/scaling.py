@@ -79,7 +79,7 @@ def _pairs(D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
 
 
-def _log_ratio(x: np.ndarray) -> np.ndarray:
+def phi_ratio(x: np.ndarray) -> np.ndarray:
     """d/dx log Phi(x) = phi(x) / Phi(x), stable for very negative x."""
     return np.exp(-0.5 * x * x - LOG_SQRT_2PI - log_ndtr(x))
 
@@ -114,7 +114,7 @@ class _Objective:
         x = (q[a] - q[b]) / SIGMA
         wins = D[a, b]
         value = -np.sum(wins * log_ndtr(x))
-        grad_d = -wins * _log_ratio(x) / SIGMA  # d(value)/d(distance of ordered pair l)
+        grad_d = -wins * phi_ratio(x) / SIGMA  # d(value)/d(distance of ordered pair l)
         if self.prior:
             log_p, log_not = log_ndtr(x), log_ndtr(-x)
             scores = np.outer(log_p, self.k) + np.outer(log_not, self.nk)  # (l, j)
@@ -123,7 +123,7 @@ class _Objective:
             prior = weights.sum(axis=1)
             inverse = 1.0 / (prior + 0.1)
             value -= 0.5 * np.sum(np.log(prior + 0.1))  # each unordered pair appears twice
-            slope = (np.outer(_log_ratio(x), self.k) - np.outer(_log_ratio(-x), self.nk)) / SIGMA
+            slope = (np.outer(phi_ratio(x), self.k) - np.outer(phi_ratio(-x), self.nk)) / SIGMA
             spread = weights * slope
             grad_d -= 0.5 * (inverse * spread.sum(axis=1) - spread @ (weights.T @ inverse))
         grad = np.zeros(self.n)

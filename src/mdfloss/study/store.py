@@ -362,7 +362,7 @@ class Store:
         """
         rows = self.connection().execute(
             "SELECT o.id AS observer, b.name AS block, l.label AS left_label, r.label AS right_label, t.kind, "
-            "t.expected_side, a.side, a.rt_ms, o.finished FROM answer a JOIN trial t ON t.id = a.trial_id "
+            "t.expected_side, a.side, a.rt_ms FROM answer a JOIN trial t ON t.id = a.trial_id "
             "JOIN observer o ON o.id = t.observer_id JOIN block b ON b.id = t.block_id "
             "JOIN condition l ON l.id = t.cond_left JOIN condition r ON r.id = t.cond_right ORDER BY a.rowid")
         out = []
