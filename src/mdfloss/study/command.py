@@ -21,14 +21,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-PROG = "mdfloss study"
 FLAG_DIST_L = 1.5
 """dist_L above which an observer is flagged for a look (pwcmp: 'about 1-1.5', no objective threshold)."""
 REQUIRED_COLUMNS = ("observer", "block", "condition_A", "condition_B", "is_A_selected")
-
-
-class UsageError(ValueError):
-    """A mistake in the command line or its input files."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,17 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .store import StudyError
-
     handler = {"create": _create, "serve": _serve, "export": _export, "scale": _scale}[args.study_command]
     try:
         return handler(args)
-    except (UsageError, ValueError, TypeError, FileNotFoundError, FileExistsError, StudyError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    except (OSError, sqlite3.Error) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 1
+    except sqlite3.Error as error:  # a damaged or locked study file: a failure, not a usage mistake
+        raise RuntimeError(f"study file: {error}") from None
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -94,9 +83,9 @@ def _create(args: argparse.Namespace) -> int:
     if out.exists():
         raise FileExistsError(f"--out: expected a new study file, got {out} (it exists)")
     if args.trials < 1:
-        raise UsageError(f"--trials: expected a positive number, got {args.trials}")
+        raise ValueError(f"--trials: expected a positive number, got {args.trials}")
     if not 0 <= args.golden_rate < 0.5:
-        raise UsageError(f"--golden-rate: expected a fraction in [0, 0.5), got {args.golden_rate}")
+        raise ValueError(f"--golden-rate: expected a fraction in [0, 0.5), got {args.golden_rate}")
     image_dir = out.with_name(f"{out.stem}-images")
     if image_dir.exists():
         raise FileExistsError(f"--out: the image folder {image_dir} exists; remove it or pick another --out")
@@ -169,19 +158,19 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def read_answers_csv(path: Path) -> list[dict[str, str]]:
-    """Rows of an answers CSV; UsageError naming the missing columns or the bad line."""
+    """Rows of an answers CSV; ValueError naming the missing columns or the bad line."""
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise UsageError(f"answers: expected columns {', '.join(REQUIRED_COLUMNS)} in {path}, "
+            raise ValueError(f"answers: expected columns {', '.join(REQUIRED_COLUMNS)} in {path}, "
                              f"missing {missing} (found {reader.fieldnames})")
         rows = list(reader)
     for line, row in enumerate(rows, start=2):
         if row["is_A_selected"] not in ("0", "1"):
-            raise UsageError(f"answers: {path} line {line}: is_A_selected: expected 0 or 1, got {row['is_A_selected']!r}")
+            raise ValueError(f"answers: {path} line {line}: is_A_selected: expected 0 or 1, got {row['is_A_selected']!r}")
         if row.get("golden", "0") not in ("0", "1", ""):
-            raise UsageError(f"answers: {path} line {line}: golden: expected 0 or 1, got {row['golden']!r}")
+            raise ValueError(f"answers: {path} line {line}: golden: expected 0 or 1, got {row['golden']!r}")
     return rows
 
 
@@ -208,9 +197,9 @@ def _scale(args: argparse.Namespace) -> int:
     if not source.is_file():
         raise FileNotFoundError(f"answers: expected a study file or an answers CSV, got {source} (no such file)")
     if args.bootstrap < 0:
-        raise UsageError(f"--bootstrap: expected 0 or more resamples, got {args.bootstrap}")
+        raise ValueError(f"--bootstrap: expected 0 or more resamples, got {args.bootstrap}")
     if not 0 <= args.min_golden <= 1:
-        raise UsageError(f"--min-golden: expected a fraction in [0, 1], got {args.min_golden}")
+        raise ValueError(f"--min-golden: expected a fraction in [0, 1], got {args.min_golden}")
     config: dict[str, Any] = {}
     if source.read_bytes()[:16] == b"SQLite format 3\x00":
         from .server import export_csv
@@ -225,7 +214,7 @@ def _scale(args: argparse.Namespace) -> int:
     answers = [Answer(r["observer"], r["block"], r["condition_A"], r["condition_B"], r["is_A_selected"] == "1")
                for r in rows if r.get("golden", "0") != "1"]
     if not answers:
-        raise UsageError(f"answers: expected answered test trials in {source}, found none")
+        raise ValueError(f"answers: expected answered test trials in {source}, found none")
     result = scale_answers(answers, excluded=excluded, samples=args.bootstrap, prior=args.prior, seed=args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -302,7 +291,7 @@ def _bench_psnr(given: str | None, config: dict[str, Any], blocks: list[str], co
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     if rows and not {"loss", "dataset", "image", "psnr"} <= set(rows[0]):
-        raise UsageError(f"--bench-results: expected columns loss, dataset, image, psnr in {path}, got {list(rows[0])}")
+        raise ValueError(f"--bench-results: expected columns loss, dataset, image, psnr in {path}, got {list(rows[0])}")
     task = source.get("task")
     rows = [r for r in rows if r["loss"] in conditions and (task is None or r.get("task", task) == task)]
     matching = [r for r in rows if f"{r['dataset']}/{Path(r['image']).stem}" in blocks]

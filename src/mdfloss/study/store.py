@@ -83,7 +83,7 @@ CREATE INDEX trial_block ON trial(block_id);
 SIDES = ("left", "right")
 
 
-class StudyError(Exception):
+class StudyError(ValueError):
     """A request the study cannot honour; ``status`` is the HTTP status the server answers with."""
 
     status = 400
