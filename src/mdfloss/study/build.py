@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..image_files import IMAGE_SUFFIXES, list_images
+from .._files import IMAGE_SUFFIXES, list_images
 from .store import BlockSpec, ConditionSpec
 
 RESERVED = ("reference", "distorted")
@@ -142,7 +142,7 @@ def _read(path: Path) -> np.ndarray:
 def _save(path: Path, array: np.ndarray) -> None:
     from PIL import Image
 
-    from ..weights import write_atomically
+    from .._files import write_atomically
 
     write_atomically(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
 

@@ -144,7 +144,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ..weights import write_atomically
+    from .._files import write_atomically
     from .server import export_csv
     from .store import Store
 
@@ -189,7 +189,7 @@ def screen(rows: list[dict[str, str]], min_golden: float) -> tuple[dict[str, lis
 def _scale(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..weights import write_atomically
+    from .._files import write_atomically
     from .plots import jnd_plot, psnr_jnd_plot
     from .scaling import Answer, scale_answers
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..weights import write_atomically
+from .._files import write_atomically
 from .scaling import GroupResult
 
 
