@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import DEVICES
 
 from mdfloss.losses.perceptual import (
     LPIPSVGGLoss,
@@ -213,7 +212,6 @@ def test_vgg_is_frozen_and_stays_in_eval_mode():
     assert prediction.grad is not None and target.grad is None
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_losses_run_on_every_device_and_dtype(device, dtype):
     prediction, target = image_pair(dtype=dtype)

@@ -162,7 +162,7 @@ def test_cli_reports_bad_input_without_a_traceback(seed_file, tmp_path, capsys):
     assert "cannot import module 'nowhere_module'" in capsys.readouterr().err
 
 
-def test_an_interrupted_checkpoint_must_be_resumed_with_the_same_settings(seed_file, tmp_path):
+def test_an_interrupted_checkpoint_must_be_resumed_with_the_same_settings(seed_file, tmp_path, monkeypatch):
     from mdfloss.train.checkpoint import load_checkpoint
     from mdfloss.train.trainer import ScaleTrainer
 
@@ -174,12 +174,10 @@ def test_an_interrupted_checkpoint_must_be_resumed_with_the_same_settings(seed_f
             raise KeyboardInterrupt
         return original_step(self)
 
-    ScaleTrainer.step = failing_step
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            train_loss(seed_file, out, "denoise", checkpoint_every=2, **TINY_ARGS)
-    finally:
-        ScaleTrainer.step = original_step
+    monkeypatch.setattr(ScaleTrainer, "step", failing_step)
+    with pytest.raises(KeyboardInterrupt):
+        train_loss(seed_file, out, "denoise", checkpoint_every=2, **TINY_ARGS)
+    monkeypatch.setattr(ScaleTrainer, "step", original_step)
     state = load_checkpoint(tmp_path / "r.ckpt")
     assert len(state["finished"]) == 1 and int(state["current"]["iteration"]) == 4
     with pytest.raises(FileExistsError, match="--resume"):

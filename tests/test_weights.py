@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 from pathlib import Path
 
@@ -121,10 +120,10 @@ def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
     assert list(tmp_path.iterdir()) == [target]
 
 
-def test_atomic_write_gives_files_the_usual_permissions(tmp_path):
-    mask = os.umask(0o022)
-    try:
-        path = write_atomically(tmp_path / "out.bin", lambda tmp: Path(tmp).write_bytes(b"x"))
-    finally:
-        os.umask(mask)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_atomic_write_gives_files_the_mode_the_umask_allows(tmp_path, monkeypatch, umask, mode):
+    from mdfloss import _files
+
+    monkeypatch.setattr(_files, "_UMASK", umask)  # read once at import; see _files._read_umask
+    path = write_atomically(tmp_path / "out.bin", lambda tmp: Path(tmp).write_bytes(b"x"))
+    assert stat.S_IMODE(path.stat().st_mode) == mode
