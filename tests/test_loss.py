@@ -358,3 +358,35 @@ def test_empty_or_wrong_pyramid_is_refused():
         MDFLoss(DiscriminatorPyramid([]))
     with pytest.raises(TypeError, match="pyramid"):
         MDFLoss(torch.nn.Identity())
+
+
+def test_disabled_checks_skip_the_value_checks_only():
+    """NaN and out-of-range values pass unchecked (no host sync); shapes are still checked."""
+    import mdfloss
+
+    crit = MDFLoss(make_pyramid([4]))
+    prediction, target = image_pair()
+    with pytest.raises(ValueError, match="prediction: expected values in"):
+        crit(prediction + 2, target)
+    mdfloss.disable_checks()
+    try:
+        assert not mdfloss.checks_enabled()
+        assert torch.isfinite(crit(prediction + 2, target))
+        assert torch.isnan(crit(prediction * float("nan"), target))
+        with pytest.raises(ValueError, match="expected the same shape"):
+            crit(prediction, target[..., :-1])
+    finally:
+        mdfloss.enable_checks()
+    assert mdfloss.checks_enabled()
+
+
+def test_the_environment_can_turn_the_value_checks_off():
+    import os
+    import subprocess
+    import sys
+
+    code = "import mdfloss; print(mdfloss.checks_enabled())"
+    for value, expected in (("0", "False"), ("1", "True")):
+        env = {**os.environ, "MDFLOSS_CHECKS": value}
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert result.stdout.strip() == expected

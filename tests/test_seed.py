@@ -16,6 +16,7 @@ from mdfloss.train.seed import (
     CoarseScaleWarning,
     SeedImage,
     check_seed_size,
+    default_scale_count,
     largest_scale_count,
     load_seed,
     minimum_short_side,
@@ -168,3 +169,14 @@ def test_a_coarsest_scale_under_25_px_warns_and_names_the_advised_scale_count():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_if_coarsest_is_small(seed, 6)  # 45x80 px: no warning
+
+
+@pytest.mark.parametrize(("short", "expected"), [(3200, 8), (6400, 8), (1440, 6), (60, 2), (25, 1), (20, 1), (10, 0)])
+def test_the_default_scale_count_keeps_the_coarsest_scale_at_25_px(short, expected):
+    """short / 2**(k-1) >= 25 for the k chosen (at most 8); under 25 px, >= 11 px; none under 11 px."""
+    seed = SeedImage(torch.zeros(3, short, short + 7), "s.png", "0" * 64, "RGB")
+    assert default_scale_count(seed, 8) == expected
+    if expected:
+        coarsest = short // 2 ** (expected - 1)
+        assert coarsest >= (25 if short >= 25 else 11)
+        assert expected == 8 or short // 2**expected < (25 if short >= 25 else 11)

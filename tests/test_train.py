@@ -228,3 +228,14 @@ def test_training_runs_on_cuda(seed_file, tmp_path):
     out = train_loss(seed_file, tmp_path / "cuda.safetensors", "jpeg", device="cuda", **TINY_ARGS)
     assert read_metadata(out)["training"]["device"] == "cuda"
     MDFLoss.from_file(out)
+
+
+def test_without_scales_the_trainer_chooses_them_and_records_the_rule(seed_file, tmp_path):
+    """The 48x64 seed keeps one scale at >= 25 px (48 / 2 = 24 would be under): 1 scale, not 8."""
+    args = {key: value for key, value in TINY_ARGS.items() if key != "scales"}
+    out = train_loss(seed_file, tmp_path / "auto.safetensors", "denoise", **args)
+    training = read_metadata(out)["training"]
+    assert training["scales"] == 1 and training["sizes_hw"] == [[48, 64]]
+    assert training["scales_rule"].startswith("default: the most scales, at most 8")
+    given = train_loss(seed_file, tmp_path / "given.safetensors", "denoise", **TINY_ARGS)
+    assert read_metadata(given)["training"]["scales_rule"] == "given"

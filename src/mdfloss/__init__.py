@@ -3,10 +3,12 @@
 >>> from mdfloss import MDFLoss
 >>> crit = MDFLoss.from_file("my-loss.safetensors")   # or MDFLoss.pretrained("denoise")
 >>> loss = crit(prediction, target)                   # (N, 3, H, W) in [0, 1], lower is better
+>>> mdfloss.disable_checks()       # in a GPU training loop: skip the per-call NaN/range checks (host syncs)
 """
 
 __version__ = "0.1.0"
 
+from ._checks import checks_enabled, disable_checks, enable_checks
 from .discriminator import DiscriminatorPyramid, PatchDiscriminator
 from .loss import MDFLoss, mdf_loss, pretrained_names
 from .official import UnsafePickleError
@@ -20,6 +22,9 @@ __all__ = [
     "UnsafePickleError",
     "WeightFileError",
     "__version__",
+    "checks_enabled",
+    "disable_checks",
+    "enable_checks",
     "load_pyramid",
     "mdf_loss",
     "pretrained_names",

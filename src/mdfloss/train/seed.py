@@ -150,6 +150,14 @@ def pyramid_sizes(height: int, width: int, scales: int, rho: int = RHO) -> list[
     return [(height // rho ** (scales - k), width // rho ** (scales - k)) for k in range(1, scales + 1)]
 
 
+def default_scale_count(seed: SeedImage, most: int, rho: int = RHO) -> int:
+    """The scales to train when the user names none: as many as ``most`` (the paper's 8), but no more
+    than keep the coarsest short side at :data:`COARSEST_ADVISED` px; on a seed too small for even one
+    such scale, as many as keep it at the receptive field (11 px). 0 when not even one fits."""
+    short = min(seed.size)
+    return min(most, largest_scale_count(short, rho, COARSEST_ADVISED) or largest_scale_count(short, rho))
+
+
 def warn_if_coarsest_is_small(seed: SeedImage, scales: int, rho: int = RHO) -> None:
     """Emit a :class:`CoarseScaleWarning` when the coarsest scale's short side is under 25 px."""
     width, height = seed.size

@@ -45,11 +45,13 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .distortions import Distortion, make_distortion
 from .generator import MARGIN, ResidualGenerator, singan_init_
 from .outputs import TrainingLog, write_sample_strip
-from .presets import BOOKKEEPING, TrainSettings, resolve_settings
+from .presets import BOOKKEEPING, PRESETS, TrainSettings, resolve_settings
 from .seed import (
+    COARSEST_ADVISED,
     RHO,
     SeedImage,
     check_seed_size,
+    default_scale_count,
     load_seed,
     seed_pyramid,
     shrink_to_max_side,
@@ -228,10 +230,11 @@ class PhaseOneTraining:
     """One run of phase 1: the scale loop, the bank between scales, checkpoints and outputs."""
 
     def __init__(self, seed: SeedImage, distortion: Distortion, task: str, preset: str, settings: TrainSettings,
-                 paths: RunPaths, *, device: torch.device, rng_seed: int, command: str, quiet: bool) -> None:
+                 paths: RunPaths, *, device: torch.device, rng_seed: int, command: str, quiet: bool,
+                 scales_rule: str = "given") -> None:
         self.seed, self.distortion, self.task, self.preset = seed, distortion, task, preset
         self.settings, self.paths, self.device = settings, paths, device
-        self.rng_seed, self.command, self.quiet = rng_seed, command, quiet
+        self.rng_seed, self.command, self.quiet, self.scales_rule = rng_seed, command, quiet, scales_rule
         trained = shrink_to_max_side(seed, settings.max_side or None)
         hint = f" (after --max-side {settings.max_side})" if trained is not seed else ""
         check_seed_size(trained, settings.scales, RHO, hint=hint)
@@ -260,7 +263,7 @@ class PhaseOneTraining:
             "source": f"mdfloss {__version__} train",
             "training": {
                 **self.settings.as_dict(),
-                "rho": RHO, "widths": self.widths, "sizes_hw": sizes, "trained_size": list(self.trained_size),
+                "scales_rule": self.scales_rule, "rho": RHO, "widths": self.widths, "sizes_hw": sizes, "trained_size": list(self.trained_size),
                 "command": self.command, "rng_seed": self.rng_seed, "device": str(self.device),
                 "threads": torch.get_num_threads(), "torch_version": torch.__version__,
                 "wall_time_s": round(wall_time_s, 1),
@@ -337,7 +340,8 @@ class PhaseOneTraining:
                   sizes_hw=[list(r.shape[-2:]) for r in self.reals], widths=self.widths)
         self.say(f"mdfloss train: {self.task} on {self.seed.name}, {settings.scales} scales "
                  f"{'x'.join(map(str, self.reals[0].shape[-2:]))} .. {'x'.join(map(str, self.reals[-1].shape[-2:]))}, "
-                 f"widths {self.widths}, {settings.iters} iterations each")
+                 f"widths {self.widths}, {settings.iters} iterations each"
+                 + (f" ({self.scales_rule})" if self.scales_rule != "given" else ""))
 
         def checkpoint(current: ScaleTrainer | None) -> None:
             save_checkpoint(paths.checkpoint, {
@@ -505,7 +509,16 @@ def train_loss(
                                f"preset={preset!r}", f"settings={ {k: v for k, v in overrides.items() if v is not None} !r}",
                                f"rng_seed={rng_seed!r}"])
         command = f"mdfloss.train.train_loss({arguments})"
-    run = PhaseOneTraining(load_seed(seed), chosen, label, preset, resolved, RunPaths.for_output(out, log_dir),
-                           device=device, rng_seed=rng_seed, command=command, quiet=quiet)
+    seed_image = load_seed(seed)
+    scales_rule = "given"
+    if scales is None and "scales" not in (settings or {}):
+        trained = shrink_to_max_side(seed_image, resolved.max_side or None)
+        count = default_scale_count(trained, resolved.scales, RHO)
+        if count:
+            resolved = resolved.replace({"scales": count})
+            scales_rule = (f"default: the most scales, at most {PRESETS[preset].scales}, whose coarsest short side "
+                           f"is at least {COARSEST_ADVISED} px")
+    run = PhaseOneTraining(seed_image, chosen, label, preset, resolved, RunPaths.for_output(out, log_dir),
+                           device=device, rng_seed=rng_seed, command=command, quiet=quiet, scales_rule=scales_rule)
     return run.run(resume)
 
