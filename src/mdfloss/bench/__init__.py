@@ -1,1 +1,19 @@
-"""The restoration benchmark: models, the loss zoo, data, metrics and reports."""
+"""The restoration benchmark, ``mdfloss bench``: the same network trained once per loss, tested, reported.
+
+Each module imports only modules listed before it (nothing reaches back to what drives it):
+
+* :mod:`.degradations`, :mod:`.models`, :mod:`.data`: the tasks' degradations, the networks
+  (EDSR, SRResNet, DnCNN), training patches and evaluation images;
+* :mod:`.distributed`: the process's place (DDP rank, device) and clean stops on signals;
+* :mod:`.config`: experiment configs (defaults, built-in YAML, presets, ``--set``) and loss labels;
+* :mod:`.fit`: training one network with one loss (optimizer, schedule, validation, checkpoints);
+* :mod:`.evaluate`: testing it (8-bit outputs, every metric of :mod:`mdfloss.metrics.image`);
+* :mod:`.manifest`: the folder's record, ``manifest.json`` and ``results.csv`` (their only owner);
+* :mod:`.experiment`: the assembly of an experiment (folders, data, losses, network, metrics);
+* :mod:`.runner`: the run loop of one experiment; :mod:`.parallel`: its runs in N processes;
+* :mod:`.estimate`: a few timed steps of the trainer's own ``step``, scaled to the whole run;
+* :mod:`.report`: statistics, plots, crops and the page (``report.md``, ``report.html``);
+* :mod:`.command`: the ``mdfloss bench`` command.
+
+The losses come from :mod:`mdfloss.losses`, the metrics from :mod:`mdfloss.metrics`.
+"""
