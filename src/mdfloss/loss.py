@@ -9,26 +9,7 @@ where :math:`\phi^k_l` is feature ``l`` of discriminator ``k`` and :math:`m` map
 ``[0, data_range]`` linearly onto the range the discriminators were trained on. Every
 discriminator sees the same full-resolution pair: no resizing (paper, section 3.2).
 
-How it is computed, and why (benchmarks/loss_cost.py measures each step):
-
-* In eval mode a ConvBlock is an affine convolution followed by LeakyReLU, so BatchNorm is folded
-  into the convolution weights (``w' = w * g / sqrt(v + eps)``, ``b' = (b - mu) * g / sqrt(v + eps) + beta``).
-* The usual case (float32/float64, frozen discriminators, a target without grad, no autocast, no
-  torch.compile) runs each discriminator as one autograd Function, :class:`_PairDistance`, with a
-  hand-written backward. Its forward runs target and prediction through the convolutions with
-  LeakyReLU applied in place, keeps only what the backward needs (the prediction's activations
-  for the LeakyReLU slopes and the feature differences ``d_l``), and sums each ``d_l^2`` with
-  torch.sum (cascade summation: accurate over millions of elements). The tail is linear, so
-  its difference is one convolution of ``d`` at the last body layer instead of two. Its backward is
-  ``g_l = leaky'(a_l) * (conv_transpose(g_{l+1}, w_{l+1}) + 2 s d_l / n_l)``, with ``s`` the
-  incoming per-sample gradient: no autograd graph, no squared-difference temporaries. On the
-  CPU the feature maps are channels-last, where oneDNN's 3x3 convolutions with 32-64
-  channels run markedly faster than in NCHW.
-* Every other case (half precision, autocast, a target or discriminators that require grad,
-  torch.compile and torch.func transforms, which trace plain ops) takes the plain autograd form,
-  :func:`_features` and :func:`_feature_distance`; both forms give the same values to float
-  precision. A backward with ``create_graph=True`` through the Function differentiates the
-  plain form, so higher derivatives stay exact.
+Usage: :class:`MDFLoss` (or :func:`mdf_loss`); how it is computed fast: :class:`_PairDistance`.
 """
 
 from __future__ import annotations
@@ -103,9 +84,18 @@ def _fused_path_applies(prediction: torch.Tensor, target: torch.Tensor, pyramid:
         and not target.requires_grad
         and not torch.is_autocast_enabled(prediction.device.type)
         and not torch.compiler.is_compiling()
-        and not torch._C._functorch.is_functorch_wrapped_tensor(prediction)  # torch.func.grad, vmap, ...
+        and not _inside_torch_func(prediction)
         and not any(p.requires_grad for p in pyramid.parameters())
     )
+
+
+def _inside_torch_func(x: torch.Tensor) -> bool:
+    """Whether ``x`` is wrapped by a torch.func transform (grad, vmap, ...), which must trace plain ops.
+
+    torch has no public test for this; the private ``torch._C._functorch`` one exists from torch 2.0
+    on (the package needs >= 2.4) and is kept to this one place.
+    """
+    return bool(torch._C._functorch.is_functorch_wrapped_tensor(x))
 
 
 def _squared_norm_mean(d: torch.Tensor) -> torch.Tensor:
@@ -119,6 +109,27 @@ class _PairDistance(torch.autograd.Function):
 
     ``apply(prediction, target, feature_set, w0, b0, ..., w4, b4)`` with the folded layers;
     only ``prediction`` gets a gradient.
+
+    How it is computed, and why (benchmarks/loss_cost.py measures each step):
+
+    * In eval mode a ConvBlock is an affine convolution followed by LeakyReLU, so BatchNorm is folded
+      into the convolution weights (``w' = w * g / sqrt(v + eps)``, ``b' = (b - mu) * g / sqrt(v + eps) + beta``).
+    * The usual case (float32/float64, frozen discriminators, a target without grad, no autocast, no
+      torch.compile) runs each discriminator as one autograd Function, :class:`_PairDistance`, with a
+      hand-written backward. Its forward runs target and prediction through the convolutions with
+      LeakyReLU applied in place, keeps only what the backward needs (the prediction's activations
+      for the LeakyReLU slopes and the feature differences ``d_l``), and sums each ``d_l^2`` with
+      torch.sum (cascade summation: accurate over millions of elements). The tail is linear, so
+      its difference is one convolution of ``d`` at the last body layer instead of two. Its backward is
+      ``g_l = leaky'(a_l) * (conv_transpose(g_{l+1}, w_{l+1}) + 2 s d_l / n_l)``, with ``s`` the
+      incoming per-sample gradient: no autograd graph, no squared-difference temporaries. On the
+      CPU the feature maps are channels-last, where oneDNN's 3x3 convolutions with 32-64
+      channels run markedly faster than in NCHW.
+    * Every other case (half precision, autocast, a target or discriminators that require grad,
+      torch.compile and torch.func transforms, which trace plain ops) takes the plain autograd form,
+      :func:`_features` and :func:`_feature_distance`; both forms give the same values to float
+      precision. A backward with ``create_graph=True`` through the Function differentiates the
+      plain form, so higher derivatives stay exact.
     """
 
     @staticmethod
