@@ -152,3 +152,33 @@ def test_authors_weights_are_converted_and_used_as_mdf_official(folders, tmp_pat
     assert read_metadata(converted)["official_file"]["name"] == "Ds_SISR.pth"
     run = json.loads((tmp_path / "manifest.json").read_text())["experiments"]["sisr-edsr"]["runs"]["mdf-official"]
     assert run["mdf_options"] == {"features": "official", "scales": 8}
+
+
+def test_per_scale_shares_of_a_finished_mdf_run(finished, tmp_path):
+    """Both kinds of share sum to 1 per image and state; the gradient share's oracle is the full loss's gradient."""
+    assert main(["analyze", "gradients", "--bench-dir", str(finished), "--experiment", "sisr-edsr",
+                 "--loss", "mdf", "--out", str(tmp_path)]) == 0
+    rows = read_rows(tmp_path / "gradient-shares.csv")
+    assert {r["state"] for r in rows} == {"start", "selected"} and {r["scale"] for r in rows} == {"0", "1"}
+    for key in {(r["state"], r["image"]) for r in rows}:
+        group = [r for r in rows if (r["state"], r["image"]) == key]
+        assert abs(sum(float(r["loss_share"]) for r in group) - 1) < 1e-5
+        assert abs(sum(float(r["gradient_share"]) for r in group) - 1) < 1e-5
+    assert "| scale | loss share, start |" in (tmp_path / "gradient-shares.md").read_text()
+
+
+def test_gradient_shares_project_each_scale_on_the_whole_loss_gradient():
+    from mdfloss import MDFLoss
+    from mdfloss.analysis.gradients import scale_shares
+
+    crit = MDFLoss(make_pyramid([4, 6]), check_range=False)
+    generator = torch.Generator().manual_seed(3)
+    output, target = torch.rand(1, 3, 24, 24, generator=generator), torch.rand(1, 3, 24, 24, generator=generator)
+    leaf = output.clone().requires_grad_(True)
+    (whole,) = torch.autograd.grad(crit(leaf, target), leaf)
+    shares = scale_shares(crit.scale_parts(), output, target)
+    for k, value, _, share in shares:
+        part = MDFLoss(make_pyramid([4, 6]), scales=[k], check_range=False)
+        (own,) = torch.autograd.grad(part(leaf, target), leaf)
+        assert abs(value - float(part(output, target))) < 1e-6
+        assert abs(share - float((own * whole).sum() / whole.square().sum())) < 1e-6

@@ -390,3 +390,11 @@ def test_the_environment_can_turn_the_value_checks_off():
         env = {**os.environ, "MDFLOSS_CHECKS": value}
         result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         assert result.stdout.strip() == expected
+
+
+def test_scale_parts_are_single_discriminators_that_add_up_to_the_loss():
+    crit = MDFLoss(make_pyramid([4, 4, 6]), scales=[0, 2], reduction="none")
+    prediction, target = image_pair()
+    parts = crit.scale_parts()
+    assert sorted(parts) == [0, 2] and all(part.scale_indices == [k] for k, part in parts.items())
+    torch.testing.assert_close(sum(part(prediction, target) for part in parts.values()), crit(prediction, target))

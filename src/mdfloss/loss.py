@@ -306,6 +306,14 @@ class MDFLoss(FrozenFeatureLoss):
             f"data_range={self.data_range:g}, reduction={self.reduction!r}"
         )
 
+    def scale_parts(self) -> dict[int, MDFLoss]:
+        """``{k: the loss of discriminator k alone}`` for each of ``scale_indices``, with this loss's
+        options and shared (frozen) discriminators; with ``reduction`` "sum"/"none" they add up to it."""
+        return {k: MDFLoss(self.pyramid, input_range=self.input_range, data_range=self.data_range,
+                           features=self.features, scales=[k], reduction=self.reduction,
+                           check_range=self.check_range, metadata=self.metadata)
+                for k in self.scale_indices}
+
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **options: Any) -> MDFLoss:
         """Load an mdfloss weight file (safetensors); ``options`` as for the constructor."""

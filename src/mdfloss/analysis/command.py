@@ -24,6 +24,7 @@ REFERENCE_LOSSES = ("l2", "ssim")
 MDF_FILE_SUFFIXES = (".safetensors", ".pth", ".pt")
 Number = TypeVar("Number", int, float)
 CSV_NAME, FIGURE_NAME, RATIOS_NAME = "sensitivity.csv", "sensitivity.png", "ratios.md"
+SHARES_CSV, SHARES_MD = "gradient-shares.csv", "gradient-shares.md"
 
 
 def _distinct_numbers(text: str, convert: Callable[[str], Number], example: str,
@@ -107,6 +108,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N",
                      help="CPU threads for torch (default: torch's; 1 is fastest on a busy shared machine)")
 
+    shares = analyses.add_parser(
+        "gradients", help="which discriminators drive a bench run's training: per-scale loss and gradient shares",
+        description="For MDF runs of a benchmark folder: each discriminator's share of the loss and of the "
+                    "gradient on the validation images, for the network at the start (the identity) and as "
+                    f"selected after training; writes {SHARES_CSV} and {SHARES_MD}.",
+    )
+    shares.set_defaults(command_name="analyze gradients")
+    shares.add_argument("--bench-dir", type=Path, required=True, metavar="DIR", help="a benchmark output folder")
+    shares.add_argument("--experiment", required=True, help="an experiment of it, e.g. denoise-dncnn")
+    shares.add_argument("--loss", action="append", required=True, metavar="LABEL",
+                        help="an MDF run of the experiment, e.g. mdf or mdf-official; repeat for several")
+    shares.add_argument("--out", type=Path, required=True, metavar="DIR", help=f"folder for {SHARES_CSV} and {SHARES_MD}")
+    shares.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N", help="CPU threads for torch")
+
 
 def loss_spec(text: str) -> str:
     """A ``--loss`` value as a :func:`mdfloss.losses.build_loss` spec.
@@ -145,19 +160,23 @@ def _single_scale_parts(losses: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """``{label: {"label[k]": the loss with discriminator k only}}`` for every MDF loss."""
     from ..loss import MDFLoss
 
-    parts = {}
-    for label, loss in losses.items():
-        if isinstance(loss, MDFLoss):
-            parts[label] = {
-                f"{label}[{k}]": MDFLoss(loss.pyramid, input_range=loss.input_range, data_range=loss.data_range,
-                                         features=loss.features, scales=[k], check_range=loss.check_range)
-                for k in loss.scale_indices
-            }
-    return parts
+    return {label: {f"{label}[{k}]": part for k, part in loss.scale_parts().items()}
+            for label, loss in losses.items() if isinstance(loss, MDFLoss)}
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"sensitivity": _sensitivity}[args.analysis](args)
+    return {"sensitivity": _sensitivity, "gradients": _gradients}[args.analysis](args)
+
+
+def _gradients(args: argparse.Namespace) -> int:
+    from . import report
+    from .gradients import training_shares
+
+    shares = {label: training_shares(args.bench_dir, args.experiment, label) for label in args.loss}
+    written = [report.write_shares(args.out / SHARES_CSV, shares),
+               report.write_text(args.out / SHARES_MD, report.shares_markdown(args.command_line, args.experiment, shares))]
+    print("wrote " + ", ".join(str(path) for path in written))
+    return 0
 
 
 def _sensitivity(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import __version__
-from .._files import write_atomically
+from .._files import write_atomically, write_csv
 from ..document import (
     Block,
     Bullets,
@@ -23,6 +23,7 @@ from ..document import (
     Table,
     to_markdown,
 )
+from .gradients import STATES, ScaleShare, mean_shares
 from .probes import JPEG, MATCH_TOLERANCE_DB, PARAMETER_NAMES, psnr_from_mse
 from .sensitivity import REFERENCE_DISTORTION, Measurement, Ratio, per_unit_mse_ratios
 
@@ -48,6 +49,36 @@ def sensitivity_header(command: str, specs: dict[str, str], mdf_options: dict[st
                   f"Levels: {', '.join(f'{v:g}' for v in levels)} dB; JPEG qualities: "
                   f"{', '.join(map(str, jpeg_qualities)) or 'none'}; noise seed {seed}."),
     ]
+    return to_markdown(blocks)
+
+
+def write_shares(path: str | Path, shares: dict[str, Sequence[ScaleShare]]) -> Path:
+    """One CSV row per (loss, state, image, scale)."""
+    fields = ("loss", "state", "image", "scale", "loss_value", "loss_share", "gradient_share")
+    rows = [{"loss": label, "state": s.state, "image": s.image, "scale": s.scale, "loss_value": f"{s.loss:.6g}",
+             "loss_share": f"{s.loss_share:.6f}", "gradient_share": f"{s.gradient_share:.6f}"}
+            for label, items in shares.items() for s in items]
+    write_csv(Path(path), fields, rows)
+    return Path(path)
+
+
+def shares_markdown(command: str, experiment: str, shares: dict[str, Sequence[ScaleShare]]) -> str:
+    """Per loss, a table of each scale's mean loss and gradient share at the start and as selected."""
+    blocks: list[Block] = [
+        Heading(1, f"Which discriminators drive training: {experiment}"),
+        Paragraph(f"Written by mdfloss {__version__}:"), CodeBlock([command]),
+        Paragraph("Mean over the validation images of each discriminator's share of the MDF loss and of its "
+                  "gradient with respect to the network output (projection on the total gradient; the shares "
+                  "sum to 1, a negative one pulls against the others); scale 0 is the coarsest. start: the "
+                  "network before training (the identity); selected: the weights the benchmark tested."),
+    ]
+    for label, items in shares.items():
+        means = mean_shares(items)
+        scales = sorted({scale for _, scale in means})
+        rows = [[str(k), *(f"{means[(state, k)][key]:.3f}" for key in ("loss_share", "gradient_share")
+                           for state in STATES)] for k in scales]
+        blocks += [Heading(2, label), Table(["scale", "loss share, start", "loss share, selected",
+                                             "gradient share, start", "gradient share, selected"], rows)]
     return to_markdown(blocks)
 
 
