@@ -59,13 +59,14 @@ def read_rows(path):
 def test_results_have_the_specified_columns_and_a_row_per_loss_and_image(finished):
     with open(finished / "results.csv") as stream:
         header = stream.readline().strip()
-    assert header == "task,model,loss,dataset,image,psnr,psnr_y,ssim,ms_ssim,lpips"
+    assert header == "task,model,loss,dataset,image,psnr,psnr_y,ssim,ms_ssim,haarpsi,dss,mdsi,lpips"
     rows = read_rows(finished / "results.csv")
     assert [(r["loss"], r["image"]) for r in rows] == [
         (loss, image) for loss in ("l2", "msssim+l1", "mdf") for image in ("im0.png", "im1.png")
     ]
     assert {r["dataset"] for r in rows} == {"test/x4"} and all(r["lpips"] == "" for r in rows)
     assert all(10 < float(r["psnr"]) < 60 and 0 < float(r["ms_ssim"]) <= 1 for r in rows)
+    assert all(0 < float(r["haarpsi"]) <= 1 and float(r["dss"]) <= 1 and float(r["mdsi"]) >= 0 for r in rows)
 
 
 def test_the_degraded_input_is_measured_as_a_baseline(finished):

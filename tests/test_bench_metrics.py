@@ -47,6 +47,7 @@ def test_image_metrics_of_identical_images_are_perfect():
     image = quantize(torch.rand(1, 3, 48, 40, generator=torch.Generator().manual_seed(0)))
     values = ImageMetrics()(image, image)
     assert math.isinf(values["psnr"]) and values["ssim"] == pytest.approx(1.0) and values["ms_ssim"] == pytest.approx(1.0)
+    assert (values["haarpsi"], values["dss"], values["mdsi"]) == (1.0, 1.0, 0.0)
     assert values["lpips"] is None
 
 
@@ -96,3 +97,21 @@ def test_image_ssim_and_ms_ssim_match_independent_implementations():
     values = ImageMetrics()(prediction, target)
     assert values["ssim"] == pytest.approx(float(oracle_ssim_and_cs(prediction, target, 1.0, 11)[0].mean()), abs=1e-5)
     assert values["ms_ssim"] == pytest.approx(float(oracle_ms_ssim(prediction, target, 1.0, 3)[0]), abs=1e-5)
+
+
+def test_image_perceptual_metrics_match_piq_on_the_quantized_cropped_pair():
+    """HaarPSI, DSS and MDSI of the benchmark against piq's modules (the oracle of tests/test_metrics_*)."""
+    from _metrics_support import load_piq_module
+
+    piq = {name: load_piq_module(name) for name in ("haarpsi", "dss", "mdsi")}
+    if None in piq.values():
+        pytest.skip("piq is not installed")
+    g = torch.Generator().manual_seed(4)
+    target = quantize(torch.rand(1, 3, 64, 56, generator=g, dtype=torch.float64))
+    prediction = target + 0.05 * torch.randn(target.shape, generator=g, dtype=torch.float64)
+    values = ImageMetrics(crop=4)(prediction, target)
+    p = quantize(prediction.float())[..., 4:-4, 4:-4].double()
+    t = target.float()[..., 4:-4, 4:-4].double()
+    assert values["haarpsi"] == pytest.approx(float(piq["haarpsi"].haarpsi(p, t)), abs=1e-5)
+    assert values["dss"] == pytest.approx(float(piq["dss"].dss(p, t)), abs=1e-5)
+    assert values["mdsi"] == pytest.approx(float(piq["mdsi"].mdsi(t, p)), abs=1e-5)  # piq: reference first

@@ -27,7 +27,7 @@ import torch
 
 from .._checks import check_int
 from ..functional import MS_SSIM_MIN_SIDE, ms_ssim_value, ssim_value
-from .dss import DCT_SIZE, dss
+from .dss import dss, pooled_count
 from .haarpsi import MIN_SIZE as HAARPSI_MIN_SIZE
 from .haarpsi import haarpsi
 from .mdsi import mdsi
@@ -38,6 +38,8 @@ HIGHER_IS_BETTER = {"psnr": True, "psnr_y": True, "ssim": True, "ms_ssim": True,
 LABELS = {"psnr": "PSNR [dB]", "psnr_y": "PSNR-Y [dB]", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "haarpsi": "HaarPSI",
           "dss": "DSS", "mdsi": "MDSI", "lpips": "LPIPS"}
 _Y_WEIGHTS = (65.481, 128.553, 24.966)
+DSS_PERCENTILE = 0.05
+"""DSS pools its worst 5 % of 8x8 blocks: images of fewer than 10 blocks get NaN, as MS-SSIM below 33 px."""
 
 
 def quantize(x: torch.Tensor) -> torch.Tensor:
@@ -102,7 +104,7 @@ class ImageMetrics:
             "ssim": float(ssim(p, t)[0]),
             "ms_ssim": float(ms_ssim(p, t)[0]) if min(p.shape[-2:]) >= MS_SSIM_MIN_SIDE else math.nan,
             "haarpsi": float(haarpsi(p, t, reduction="none")[0]) if min(p.shape[-2:]) >= HAARPSI_MIN_SIZE else math.nan,
-            "dss": float(dss(p, t, reduction="none")[0]) if min(p.shape[-2:]) >= DCT_SIZE else math.nan,
+            "dss": float(dss(p, t, reduction="none")[0]) if pooled_count(*p.shape[-2:], DSS_PERCENTILE) else math.nan,
             "mdsi": float(mdsi(p, t, reduction="none")[0]),
             "lpips": float(self.lpips(p, t).reshape(-1)[0]) if self.lpips is not None else None,
         }
