@@ -39,6 +39,7 @@ RUNTIME_ERRORS = (RuntimeError, OSError, ArithmeticError)
 COMMANDS = {
     "demo": ("mdfloss.demo.command", "reconstruct an image from noise with L2 and with MDF"),
     "train": ("mdfloss.train.command", "train a task-specific MDF loss on one seed image (phase 1)"),
+    "seed": ("mdfloss.seeds.command", "make a synthetic seed image (pink noise, contrast rings, pyramid permutation)"),
     "convert": ("mdfloss.official.command", "convert the authors' Ds_*.pth into an mdfloss weight file, safely"),
     "analyze": ("mdfloss.analysis.command", "what a loss penalises: sensitivity to distortions at matched PSNR"),
     "bench": ("mdfloss.bench.command", "train restoration networks with each loss and compare them (report)"),
