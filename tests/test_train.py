@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -239,3 +240,34 @@ def test_without_scales_the_trainer_chooses_them_and_records_the_rule(seed_file,
     assert training["scales_rule"].startswith("default: the most scales, at most 8")
     given = train_loss(seed_file, tmp_path / "given.safetensors", "denoise", **TINY_ARGS)
     assert read_metadata(given)["training"]["scales_rule"] == "given"
+
+
+def test_several_seeds_are_all_learnt_from_and_listed_in_the_metadata(seed_file, tmp_path):
+    other = tmp_path / "other-seed.png"
+    Image.fromarray(np.full((40, 56, 3), 180, np.uint8)).save(other)
+    out = tmp_path / "two.safetensors"
+    assert cli_main(["train", "--task", "denoise", "--seed", str(seed_file), "--seed", str(other), "--out", str(out),
+                 "--scales", "1", "--iters", "4", "--crop", "16", "--batch", "4", "--quiet"]) == 0
+    metadata = read_metadata(out)
+    assert [s["name"] for s in metadata["seed_images"]] == ["tiny-seed.png", "other-seed.png"]
+    assert metadata["seed_images"][1]["sha256"] == hashlib.sha256(other.read_bytes()).hexdigest()
+    assert metadata["seed_image"] == metadata["seed_images"][0]
+
+
+def test_a_batch_of_several_seeds_draws_from_each_within_the_smallest_size():
+    from mdfloss.discriminator import PatchDiscriminator
+    from mdfloss.train.distortions import make_distortion
+    from mdfloss.train.trainer import ScaleTrainer
+
+    reals = [torch.full((1, 3, 20, 30), -0.5), torch.full((1, 3, 14, 18), 0.5)]
+    banks = [torch.zeros(2, 3, h + 2 * MARGIN, w + 2 * MARGIN) for h, w in ((20, 30), (14, 18))]
+    settings = resolve_settings("fast", {"crop": 16, "batch": 8})
+    trainer = ScaleTrainer(1, reals, banks, ResidualGenerator(8), PatchDiscriminator(8),
+                           make_distortion("sisr", None), settings, torch.Generator().manual_seed(0))
+    assert trainer.crop_size() == (14, 16)
+    seen = set()
+    for _ in range(4):
+        inputs, batch = trainer.sample()
+        assert batch.shape == (8, 3, 14, 16) and inputs.shape == (8, 3, 14 + 2 * MARGIN, 16 + 2 * MARGIN)
+        seen |= {float(v) for v in batch.flatten(1).mean(dim=1)}
+    assert seen == {-0.5, 0.5}

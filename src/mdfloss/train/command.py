@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "called as f(batch_in_0_1, generator, **params); defaults to --task")
     parser.add_argument("--distortion-param", action="append", default=[], metavar="KEY=VALUE",
                         help="configure the distortion, e.g. sigma_max=30 or quality_min=5 (repeatable)")
-    parser.add_argument("--seed", required=True, metavar="IMAGE", help="the seed image")
+    parser.add_argument("--seed", required=True, action="append", metavar="IMAGE",
+                        help="the seed image; repeat for several (every scale then learns from all of them)")
     parser.add_argument("--out", "-o", required=True, metavar="FILE", help="weight file to write (.safetensors)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="fast", help="settings preset (default: fast)")
     parser.add_argument("--scales", type=int, help="number of scales K (default 8)")

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,14 +93,17 @@ class ScaleTrainer:
 
     Args:
         scale: k, 1 = coarsest.
-        real: the seed at this scale, (1, 3, H, W) in [-1, 1].
-        bank: upsampled coarser outputs, (M, 3, H + 10, W + 10) in [-1, 1].
+        reals: each seed at this scale, (1, 3, H_i, W_i) in [-1, 1].
+        banks: each seed's upsampled coarser outputs, (M, 3, H_i + 10, W_i + 10) in [-1, 1].
+
+    With several seeds, each sample of a batch comes from a seed drawn at random, so G_k and D_k
+    learn from all of them; crops are then at most the smallest seed's size.
     """
 
-    def __init__(self, scale: int, real: torch.Tensor, bank: torch.Tensor, generator: ResidualGenerator,
+    def __init__(self, scale: int, reals: list[torch.Tensor], banks: list[torch.Tensor], generator: ResidualGenerator,
                  discriminator: PatchDiscriminator, distortion: Distortion, settings: TrainSettings,
                  rng: torch.Generator) -> None:
-        self.scale, self.real, self.bank = scale, real, bank
+        self.scale, self.reals, self.banks = scale, reals, banks
         self.generator, self.discriminator = generator.train(), discriminator.train()
         self.distortion, self.settings, self.rng = distortion, settings, rng
         betas = (settings.beta1, settings.beta2)
@@ -107,25 +111,39 @@ class ScaleTrainer:
         self.optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=settings.lr, betas=betas)
         self.iteration = 0
 
+    @property
+    def real(self) -> torch.Tensor:
+        """The first seed at this scale."""
+        return self.reals[0]
+
     def crop_size(self) -> tuple[int, int]:
-        height, width = self.real.shape[-2:]
+        """``crop`` px (0: the whole image), at most the smallest seed's size at this scale."""
+        height = min(real.shape[-2] for real in self.reals)
+        width = min(real.shape[-1] for real in self.reals)
         if self.settings.crop == 0:
             return height, width
         return min(self.settings.crop, height), min(self.settings.crop, width)
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch: distorted generator inputs (B, 3, h + 10, w + 10) and the matching seed crops (B, 3, h, w)."""
-        height, width = self.real.shape[-2:]
         crop_h, crop_w = self.crop_size()
         count = self.settings.batch
-        which = torch.randint(self.bank.shape[0], (count,), generator=self.rng).tolist()
-        tops = torch.randint(height - crop_h + 1, (count,), generator=self.rng).tolist()
-        lefts = torch.randint(width - crop_w + 1, (count,), generator=self.rng).tolist()
+        if len(self.reals) == 1:
+            height, width = self.real.shape[-2:]
+            seeds = [0] * count
+            which = torch.randint(self.banks[0].shape[0], (count,), generator=self.rng).tolist()
+            tops = torch.randint(height - crop_h + 1, (count,), generator=self.rng).tolist()
+            lefts = torch.randint(width - crop_w + 1, (count,), generator=self.rng).tolist()
+        else:
+            seeds = torch.randint(len(self.reals), (count,), generator=self.rng).tolist()
+            which = torch.randint(self.banks[0].shape[0], (count,), generator=self.rng).tolist()
+            tops = [int(torch.randint(self.reals[i].shape[-2] - crop_h + 1, (), generator=self.rng)) for i in seeds]
+            lefts = [int(torch.randint(self.reals[i].shape[-1] - crop_w + 1, (), generator=self.rng)) for i in seeds]
         inputs = torch.stack([
-            self.bank[m, :, y : y + crop_h + 2 * MARGIN, x : x + crop_w + 2 * MARGIN]
-            for m, y, x in zip(which, tops, lefts)
+            self.banks[i][m, :, y : y + crop_h + 2 * MARGIN, x : x + crop_w + 2 * MARGIN]
+            for i, m, y, x in zip(seeds, which, tops, lefts)
         ])
-        reals = torch.stack([self.real[0, :, y : y + crop_h, x : x + crop_w] for y, x in zip(tops, lefts)])
+        reals = torch.stack([self.reals[i][0, :, y : y + crop_h, x : x + crop_w] for i, y, x in zip(seeds, tops, lefts)])
         return distort(self.distortion, inputs, self.rng), reals
 
     def learning_rate(self) -> float:
@@ -227,28 +245,43 @@ class RunPaths:
 
 
 class PhaseOneTraining:
-    """One run of phase 1: the scale loop, the bank between scales, checkpoints and outputs."""
+    """One run of phase 1: the scale loop, the banks between scales, checkpoints and outputs.
 
-    def __init__(self, seed: SeedImage, distortion: Distortion, task: str, preset: str, settings: TrainSettings,
-                 paths: RunPaths, *, device: torch.device, rng_seed: int, command: str, quiet: bool,
-                 scales_rule: str = "given") -> None:
-        self.seed, self.distortion, self.task, self.preset = seed, distortion, task, preset
+    ``seeds``: one seed image or several; with several, every scale's G and D learn from all.
+    """
+
+    def __init__(self, seeds: list[SeedImage], distortion: Distortion, task: str, preset: str,
+                 settings: TrainSettings, paths: RunPaths, *, device: torch.device, rng_seed: int, command: str,
+                 quiet: bool, scales_rule: str = "given") -> None:
+        self.seeds, self.distortion, self.task, self.preset = seeds, distortion, task, preset
         self.settings, self.paths, self.device = settings, paths, device
         self.rng_seed, self.command, self.quiet, self.scales_rule = rng_seed, command, quiet, scales_rule
-        trained = shrink_to_max_side(seed, settings.max_side or None)
-        hint = f" (after --max-side {settings.max_side})" if trained is not seed else ""
-        check_seed_size(trained, settings.scales, RHO, hint=hint)
-        warn_if_coarsest_is_small(trained, settings.scales, RHO)
-        self.trained_size = trained.size
-        self.reals = [(level * 2 - 1)[None].to(device) for level in seed_pyramid(trained, settings.scales, RHO)]
+        self.pyramids, self.trained_sizes = [], []
+        for seed in seeds:
+            trained = shrink_to_max_side(seed, settings.max_side or None)
+            hint = f" (after --max-side {settings.max_side})" if trained is not seed else ""
+            check_seed_size(trained, settings.scales, RHO, hint=hint)
+            warn_if_coarsest_is_small(trained, settings.scales, RHO)
+            self.trained_sizes.append(trained.size)
+            self.pyramids.append([(level * 2 - 1)[None].to(device)
+                                  for level in seed_pyramid(trained, settings.scales, RHO)])
+        self.reals = self.pyramids[0]
         self.widths = settings.widths()
+
+    def seed_description(self) -> dict[str, Any]:
+        """The metadata's ``seed_image`` (the first seed) and, with several, ``seed_images`` (all, in order)."""
+        described = {"seed_image": self.seeds[0].describe()}
+        if len(self.seeds) > 1:
+            described["seed_images"] = [seed.describe() for seed in self.seeds]
+        return described
 
     # ----------------------------------------------------------------------------------------
     def fingerprint(self) -> str:
         """JSON of everything that determines the trained weights; a resume must match it."""
         settings = {k: v for k, v in self.settings.as_dict().items() if k not in BOOKKEEPING}
         return json.dumps({
-            "settings": settings, "seed_sha256": self.seed.sha256, "rng_seed": self.rng_seed,
+            "settings": settings, "rng_seed": self.rng_seed,
+            "seed_sha256": self.seeds[0].sha256 if len(self.seeds) == 1 else [seed.sha256 for seed in self.seeds],
             "distortion": {"name": self.distortion.name, "params": self.distortion.params},
         }, sort_keys=True)
 
@@ -257,13 +290,13 @@ class PhaseOneTraining:
         return {
             "task": self.task,
             "distortion": {"name": self.distortion.name, "params": self.distortion.params},
-            "seed_image": self.seed.describe(),
+            **self.seed_description(),
             "preset": self.preset,
             "input_range": [-1.0, 1.0],
             "source": f"mdfloss {__version__} train",
             "training": {
                 **self.settings.as_dict(),
-                "scales_rule": self.scales_rule, "rho": RHO, "widths": self.widths, "sizes_hw": sizes, "trained_size": list(self.trained_size),
+                "scales_rule": self.scales_rule, "rho": RHO, "widths": self.widths, "sizes_hw": sizes, "trained_size": list(self.trained_sizes[0]),
                 "command": self.command, "rng_seed": self.rng_seed, "device": str(self.device),
                 "threads": torch.get_num_threads(), "torch_version": torch.__version__,
                 "wall_time_s": round(wall_time_s, 1),
@@ -293,20 +326,25 @@ class PhaseOneTraining:
             origin = "fresh"
         return generator.to(self.device), discriminator.to(self.device), origin
 
-    def first_bank(self) -> torch.Tensor:
-        """Scale 1's input: the coarsest seed itself (padded), once per bank slot."""
-        return pad_margin(self.reals[0]).expand(self.settings.bank_size, -1, -1, -1).contiguous()
+    def first_banks(self) -> list[torch.Tensor]:
+        """Scale 1's inputs: each coarsest seed itself (padded), once per bank slot."""
+        return [pad_margin(reals[0]).expand(self.settings.bank_size, -1, -1, -1).contiguous()
+                for reals in self.pyramids]
 
     @torch.no_grad()
-    def advance_bank(self, bank: torch.Tensor, generator: ResidualGenerator, scale: int) -> torch.Tensor:
+    def advance_banks(self, banks: list[torch.Tensor], generator: ResidualGenerator, scale: int
+                      ) -> list[torch.Tensor]:
         """Run frozen G_k on every bank slot (whole image, fresh distortions) and upsample to scale k + 1."""
         rng = stream(self.rng_seed, scale, "bank")
-        size = tuple(self.reals[scale].shape[-2:])
-        slots = []
-        for slot in bank.split(1):
-            output = generator(distort(self.distortion, slot, rng))
-            slots.append(pad_margin(F.interpolate(output, size=size, mode="bicubic", align_corners=False)))
-        return torch.cat(slots)
+        advanced = []
+        for bank, reals in zip(banks, self.pyramids):
+            size = tuple(reals[scale].shape[-2:])
+            slots = []
+            for slot in bank.split(1):
+                output = generator(distort(self.distortion, slot, rng))
+                slots.append(pad_margin(F.interpolate(output, size=size, mode="bicubic", align_corners=False)))
+            advanced.append(torch.cat(slots))
+        return advanced
 
     @torch.no_grad()
     def write_sample(self, scale: int, bank: torch.Tensor, generator: ResidualGenerator) -> None:
@@ -336,9 +374,9 @@ class PhaseOneTraining:
         finished: list[tuple[ResidualGenerator, PatchDiscriminator]] = []
         log.write("resume" if state else "start", command=self.command, settings=settings.as_dict(),
                   task=self.task, distortion={"name": self.distortion.name, "params": self.distortion.params},
-                  seed_image=self.seed.describe(), device=str(self.device), threads=torch.get_num_threads(),
+                  **self.seed_description(), device=str(self.device), threads=torch.get_num_threads(),
                   sizes_hw=[list(r.shape[-2:]) for r in self.reals], widths=self.widths)
-        self.say(f"mdfloss train: {self.task} on {self.seed.name}, {settings.scales} scales "
+        self.say(f"mdfloss train: {self.task} on {', '.join(seed.name for seed in self.seeds)}, {settings.scales} scales "
                  f"{'x'.join(map(str, self.reals[0].shape[-2:]))} .. {'x'.join(map(str, self.reals[-1].shape[-2:]))}, "
                  f"widths {self.widths}, {settings.iters} iterations each"
                  + (f" ({self.scales_rule})" if self.scales_rule != "given" else ""))
@@ -352,14 +390,14 @@ class PhaseOneTraining:
                 "elapsed_s": elapsed(), "log_bytes": log.size(), "threads": torch.get_num_threads(),
             })
 
-        bank = self.first_bank()
+        banks = self.first_banks()
         for scale in range(1, settings.scales + 1):
             previous = finished[-1] if finished else None
             generator, discriminator, origin = self.new_modules(scale, previous)
             done = state["finished"][scale - 1] if state and scale <= len(state["finished"]) else None
             if done is None:
-                trainer = ScaleTrainer(scale, self.reals[scale - 1], bank, generator, discriminator, self.distortion,
-                                       settings, stream(self.rng_seed, scale, "train"))
+                trainer = ScaleTrainer(scale, [reals[scale - 1] for reals in self.pyramids], banks, generator,
+                                       discriminator, self.distortion, settings, stream(self.rng_seed, scale, "train"))
                 current = state["current"] if state else None
                 if current is not None and int(current["scale"]) == scale:
                     trainer.load_state_dict(current)
@@ -371,10 +409,10 @@ class PhaseOneTraining:
             discriminator.eval().requires_grad_(False)
             finished.append((generator, discriminator))
             if done is None:
-                self.write_sample(scale, bank, generator)
+                self.write_sample(scale, banks[0], generator)
                 checkpoint(None)
             if scale < settings.scales:
-                bank = self.advance_bank(bank, generator, scale)
+                banks = self.advance_banks(banks, generator, scale)
 
         pyramid = DiscriminatorPyramid()
         for _, discriminator in finished:
@@ -450,7 +488,7 @@ def _differences(saved: Any, now: Any, prefix: str = "") -> list[str]:
 
 
 def train_loss(
-    seed: str | Path,
+    seed: str | Path | Sequence[str | Path],
     out: str | Path,
     task: str | None = None,
     *,
@@ -474,7 +512,8 @@ def train_loss(
     """Train an MDF loss on one seed image and write it to ``out`` (safetensors); returns ``out``.
 
     Args:
-        seed: the seed image file.
+        seed: the seed image file, or several: every scale's discriminator then learns from all
+            of them (the scales are chosen for the smallest, and crops are at most its size).
         out: the weight file to write; the log (``STEM.log.jsonl``), the sample images
             (``STEM.samples/scale_k.png``) and, while training, the checkpoint (``STEM.ckpt``)
             go beside it, or into ``log_dir``.
@@ -501,24 +540,28 @@ def train_loss(
     overrides = {"scales": scales, "iters": iters, "crop": crop, "batch": batch,
                  "checkpoint_every": checkpoint_every, "max_side": max_side, **dict(settings or {})}
     resolved = resolve_settings(preset, overrides)
+    paths = [seed] if isinstance(seed, (str, os.PathLike)) else list(seed)
+    if not paths:
+        raise ValueError("seed: expected at least one seed image, got none")
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device: 'cuda' was requested but torch.cuda.is_available() is False")
     if command is None:
-        arguments = ", ".join([repr(str(seed)), repr(str(out)), f"task={task!r}", f"distortion={distortion!r}",
+        seeds = [str(path) for path in paths] if len(paths) > 1 else str(paths[0])
+        arguments = ", ".join([repr(seeds), repr(str(out)), f"task={task!r}", f"distortion={distortion!r}",
                                f"preset={preset!r}", f"settings={ {k: v for k, v in overrides.items() if v is not None} !r}",
                                f"rng_seed={rng_seed!r}"])
         command = f"mdfloss.train.train_loss({arguments})"
-    seed_image = load_seed(seed)
+    seed_images = [load_seed(path) for path in paths]
     scales_rule = "given"
     if scales is None and "scales" not in (settings or {}):
-        trained = shrink_to_max_side(seed_image, resolved.max_side or None)
-        count = default_scale_count(trained, resolved.scales, RHO)
+        trained = [shrink_to_max_side(image, resolved.max_side or None) for image in seed_images]
+        count = min(default_scale_count(image, resolved.scales, RHO) for image in trained)
         if count:
             resolved = resolved.replace({"scales": count})
             scales_rule = (f"default: the most scales, at most {PRESETS[preset].scales}, whose coarsest short side "
                            f"is at least {COARSEST_ADVISED} px")
-    run = PhaseOneTraining(seed_image, chosen, label, preset, resolved, RunPaths.for_output(out, log_dir),
+    run = PhaseOneTraining(seed_images, chosen, label, preset, resolved, RunPaths.for_output(out, log_dir),
                            device=device, rng_seed=rng_seed, command=command, quiet=quiet, scales_rule=scales_rule)
     return run.run(resume)
 
