@@ -28,14 +28,14 @@ def check_arguments(
     y: object,
     *,
     data_range: object,
-    reduction: object,
+    reduction: str,
     positive: Mapping[str, object],
     channels: Sequence[int],
     min_size: int,
     min_size_reason: str,
 ) -> None:
     """The checks every metric starts with: ``reduction``, its ``positive`` constants, the image pair."""
-    check_reduction(reduction)  # type: ignore[arg-type]
+    check_reduction(reduction)
     for name, value in positive.items():
         check_number(name, value, positive=True)
     _check_pair(x, y, data_range=data_range, channels=channels, min_size=min_size, min_size_reason=min_size_reason)
