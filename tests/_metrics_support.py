@@ -293,8 +293,8 @@ class MetricSuite:
             ("above range", (good * 2 + 0.01, good), {}, ValueError, r"^x: expected values in \[0, data_range=1\], got min .* and max 2\.0"),
             ("negative", (good, good - 0.5), {}, ValueError, r"^y: expected values in \[0, data_range=1\], got min -"),
             ("range vs data_range", (good * 255, good * 255), {}, ValueError, r"^x: expected values in \[0, data_range=1\]"),
-            ("data_range 0", (good, good), {"data_range": 0}, ValueError, r"^data_range: expected a finite positive number, got 0"),
-            ("data_range bool", (good, good), {"data_range": True}, ValueError, r"^data_range: expected a finite positive number"),
+            ("data_range 0", (good, good), {"data_range": 0}, ValueError, r"^data_range: expected a positive number, got 0"),
+            ("data_range bool", (good, good), {"data_range": True}, ValueError, r"^data_range: expected a positive number"),
             ("reduction", (good, good), {"reduction": "avg"}, ValueError, r"^reduction: expected one of \('mean', 'sum', 'none'\), got 'avg'"),
         ]
 

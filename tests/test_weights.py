@@ -48,7 +48,7 @@ def test_loss_save_then_from_file_gives_the_same_values(tmp_path):
 
 
 def test_missing_file_raises_file_not_found(tmp_path):
-    with pytest.raises(FileNotFoundError, match="weight file not found: .*nothing.safetensors"):
+    with pytest.raises(FileNotFoundError, match="expected a weight file, got .*nothing.safetensors"):
         load_pyramid(tmp_path / "nothing.safetensors")
 
 

@@ -78,7 +78,10 @@ def check_number(name: str, value: Any, *, minimum: float | None = None, maximum
           and (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
           and (not positive or value > 0))
     if not ok:
-        what = "a positive number" if positive else f"a finite number{_bounds(minimum, maximum)}"
+        if positive:
+            what = f"a number in (0, {maximum:g}]" if maximum is not None else "a positive number"
+        else:
+            what = f"a finite number{_bounds(minimum, maximum)}"
         raise ValueError(f"{name}: expected {what}{hint}, got {value!r}")
     return float(value)
 

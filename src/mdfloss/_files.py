@@ -1,6 +1,7 @@
 """Files every tool writes and reads: atomic writes, image folders, CSV tables.
 
 * :func:`write_atomically`: a file is replaced whole or not at all (temporary file + rename);
+* :func:`existing_file`: a path that must name a file, one message for every reader;
 * :func:`list_images`: the image files of a folder, one rule for every command;
 * :func:`write_csv` / :func:`read_csv`: a list of dicts as a CSV table with a header row.
 """
@@ -31,6 +32,14 @@ def list_images(folder: str | os.PathLike[str], argument: str = "images") -> lis
     if not images:
         raise ValueError(f"{argument}: expected image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}, found none")
     return images
+
+
+def existing_file(path: str | os.PathLike[str], argument: str, what: str) -> Path:
+    """``path`` as a Path; FileNotFoundError ``"ARGUMENT: expected WHAT, got PATH (no such file)"`` if it is no file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{argument}: expected {what}, got {path} (no such file)")
+    return path
 
 
 def write_atomically(path: str | os.PathLike[str], write: Callable[[str], object]) -> Path:

@@ -45,17 +45,25 @@ class ConvBlock(nn.Sequential):
         self.act = nn.LeakyReLU(LEAKY_SLOPE)
 
 
-class PatchDiscriminator(nn.Module):
-    """One SinGAN discriminator of width ``N``: (B, 3, H, W) -> (B, 1, H - 10, W - 10)."""
+class ConvStack(nn.Module):
+    """SinGAN's net of width ``N``, shared by D and G: a head and BODY_BLOCKS conv blocks, then an
+    unpadded 3x3 convolution to ``out_channels``."""
 
-    def __init__(self, width: int, in_channels: int = 3) -> None:
+    def __init__(self, width: int, in_channels: int, out_channels: int) -> None:
         super().__init__()
         if width < 1:
             raise ValueError(f"width: expected a positive channel count, got {width}")
         self.width = width
         self.head = ConvBlock(in_channels, width)
         self.body = nn.Sequential(*(ConvBlock(width, width) for _ in range(BODY_BLOCKS)))
-        self.tail = nn.Conv2d(width, 1, kernel_size=3, stride=1, padding=0)
+        self.tail = nn.Conv2d(width, out_channels, kernel_size=3, stride=1, padding=0)
+
+
+class PatchDiscriminator(ConvStack):
+    """One SinGAN discriminator of width ``N``: (B, 3, H, W) -> (B, 1, H - 10, W - 10)."""
+
+    def __init__(self, width: int, in_channels: int = 3) -> None:
+        super().__init__(width, in_channels, 1)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

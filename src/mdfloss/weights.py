@@ -30,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from ._files import write_atomically
+from ._files import existing_file, write_atomically
 from .discriminator import DiscriminatorPyramid
 
 FORMAT_NAME = "mdfloss-weights"
@@ -65,7 +65,7 @@ def save_pyramid(path: str | os.PathLike[str], pyramid: DiscriminatorPyramid, me
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The JSON metadata of a weight file, checked for format and version."""
-    path = _existing_file(path)
+    path = existing_file(path, "path", "a weight file")
     try:
         with open(path, "rb") as stream:
             header_size = int.from_bytes(stream.read(8), "little")
@@ -125,10 +125,3 @@ def load_pyramid(path: str | os.PathLike[str]) -> tuple[DiscriminatorPyramid, di
             raise WeightFileError(path, f"tensor '{name}' holds NaN or Inf")
     pyramid.load_state_dict(tensors)
     return pyramid.eval(), metadata
-
-
-def _existing_file(path: str | os.PathLike[str]) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weight file not found: {path}")
-    return path

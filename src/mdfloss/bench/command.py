@@ -64,10 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.report_only:
-        from .report import build_report
-
-        md, html = build_report(out)
-        print(f"wrote {md} and {html}")
+        _write_report(out)
         return 0
     configs = build_configs(args)
     check_int("--jobs", args.jobs, minimum=1)
@@ -95,7 +92,6 @@ def _train_all(configs: list[dict[str, Any]], out: Path, context: Any, args: arg
     from .fit import TrainingInterrupted
     from .manifest import record_command
     from .parallel import train_in_parallel
-    from .report import build_report
     from .runner import run_experiment
 
     if context.is_main:
@@ -115,9 +111,16 @@ def _train_all(configs: list[dict[str, Any]], out: Path, context: Any, args: arg
             print(f"mdfloss bench: {interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
     if context.is_main:
-        md, html = build_report(out)
-        print(f"wrote {out / 'results.csv'}, {md} and {html}")
+        _write_report(out, out / "results.csv")
     return 0
+
+
+def _write_report(out: Path, *written: Path) -> None:
+    """Build the report of ``out`` and say which files were written."""
+    from .report import build_report
+
+    paths = [*written, *build_report(out)]
+    print(f"wrote {', '.join(map(str, paths[:-1]))} and {paths[-1]}")
 
 
 def build_configs(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .._checks import check_int
+from .._files import existing_file
 from .degradations import TASKS
 from .models import MODEL_SIZES, MODEL_TASKS
 
@@ -91,9 +92,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML mapping from a file; errors name the file."""
     import yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
+    path = existing_file(path, "config", "a YAML config file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:

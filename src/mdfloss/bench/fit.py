@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._files import read_csv, write_atomically, write_csv
+from .._files import existing_file, read_csv, write_atomically, write_csv
 from ..metrics.image import crop_border, psnr, quantize
 from ..train.checkpoint import load_checkpoint, save_checkpoint
 from .data import EvalImage, IterationSampler, TrainPatches
@@ -137,9 +137,7 @@ def save_weights(path: Path, model: nn.Module) -> None:
 def load_weights(path: Path, model: nn.Module) -> None:
     from safetensors.torch import load_file
 
-    if not path.is_file():
-        raise FileNotFoundError(f"model weights not found: {path}")
-    model.load_state_dict(load_file(path))
+    model.load_state_dict(load_file(existing_file(path, "weights", "a model weight file")))
 
 
 class Trainer:

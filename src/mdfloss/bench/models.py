@@ -72,24 +72,36 @@ class _EDSRBlock(nn.Module):
         return x + self.res_scale * self.body(x)
 
 
-class EDSR(nn.Module):
-    """EDSR: (N, 3, H, W) -> (N, 3, scale H, scale W)."""
+class _Upscaler(nn.Module):
+    """What EDSR and SRResNet share: checked sizes, ``scale``, and an upsampler + tail built last."""
 
-    def __init__(self, *, blocks: int = 16, features: int = 64, scale: int = 4, res_scale: float = 1.0,
-                 start_from_input: bool = False) -> None:
+    def __init__(self, *, blocks: int, features: int, scale: int, start_from_input: bool) -> None:
         super().__init__()
         _check_positive(blocks=blocks, features=features)
         self.scale = scale
         self.start_from_input = start_from_input
+
+    def _build_output(self, features: int, *, prelu: bool, kernel: int) -> None:
+        """``upsample`` and ``tail`` (zero when starting from the input); built after head and body,
+        so that a seed gives the same initial weights as ever."""
+        self.upsample = _upsampler(features, self.scale, prelu=prelu)
+        self.tail = nn.Conv2d(features, 3, kernel, padding=kernel // 2)
+        if self.start_from_input:
+            _zero(self.tail)
+
+
+class EDSR(_Upscaler):
+    """EDSR: (N, 3, H, W) -> (N, 3, scale H, scale W)."""
+
+    def __init__(self, *, blocks: int = 16, features: int = 64, scale: int = 4, res_scale: float = 1.0,
+                 start_from_input: bool = False) -> None:
+        super().__init__(blocks=blocks, features=features, scale=scale, start_from_input=start_from_input)
         self.register_buffer("mean", torch.tensor(DIV2K_MEAN).view(1, 3, 1, 1), persistent=False)
         self.head = nn.Conv2d(3, features, 3, padding=1)
         self.body = nn.Sequential(
             *(_EDSRBlock(features, res_scale) for _ in range(blocks)), nn.Conv2d(features, features, 3, padding=1)
         )
-        self.upsample = _upsampler(features, scale, prelu=False)
-        self.tail = nn.Conv2d(features, 3, 3, padding=1)
-        if start_from_input:
-            _zero(self.tail)
+        self._build_output(features, prelu=False, kernel=3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.head(x - self.mean)
@@ -110,23 +122,17 @@ class _SRResNetBlock(nn.Module):
         return x + self.body(x)
 
 
-class SRResNet(nn.Module):
+class SRResNet(_Upscaler):
     """SRResNet: (N, 3, H, W) -> (N, 3, scale H, scale W)."""
 
     def __init__(self, *, blocks: int = 16, features: int = 64, scale: int = 4, start_from_input: bool = False) -> None:
-        super().__init__()
-        _check_positive(blocks=blocks, features=features)
-        self.scale = scale
-        self.start_from_input = start_from_input
+        super().__init__(blocks=blocks, features=features, scale=scale, start_from_input=start_from_input)
         self.head = nn.Sequential(nn.Conv2d(3, features, 9, padding=4), nn.PReLU(features))
         self.body = nn.Sequential(
             *(_SRResNetBlock(features) for _ in range(blocks)),
             nn.Conv2d(features, features, 3, padding=1), nn.BatchNorm2d(features),
         )
-        self.upsample = _upsampler(features, scale, prelu=True)
-        self.tail = nn.Conv2d(features, 3, 9, padding=4)
-        if start_from_input:
-            _zero(self.tail)
+        self._build_output(features, prelu=True, kernel=9)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.head(x)

@@ -29,6 +29,7 @@ import torch.hub
 import torch.nn.functional as F
 from torch import nn
 
+from .._files import existing_file
 from ..functional import float32_at_least
 from .base import FrozenFeatureLoss
 
@@ -150,12 +151,10 @@ def _vgg16(weights: str | os.PathLike[str] | None) -> VGG16Features:
                 "weights='random' gives random weights, only for testing code paths and timing."
             )
     else:
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"weights: VGG16 weight file not found: {path} (expected a torchvision VGG16 state dict such as "
-                f"{VGG16_FILE}, or weights=None for the torch hub cache, or 'random' for tests)"
-            )
+        path = existing_file(
+            weights, "weights", f"a VGG16 weight file (a torchvision state dict such as {VGG16_FILE}; "
+            "weights=None for the torch hub cache, 'random' for tests)",
+        )
     vgg.load_state_dict(load_vgg16_state_dict(path))
     return vgg
 
@@ -321,12 +320,10 @@ def load_lpips_heads(source: str | os.PathLike[str] | None, widths: Sequence[int
                 "or heads='uniform' (all ones, only for testing code paths and timing)."
             )
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"heads: LPIPS head file not found: {path} (expected lpips's weights/v0.1/vgg.pth, "
-                "or heads=None for the installed lpips package, or 'uniform' for tests)"
-            )
+        path = existing_file(
+            source, "heads", "an LPIPS head file (lpips's weights/v0.1/vgg.pth; "
+            "heads=None for the installed lpips package, 'uniform' for tests)",
+        )
     state = _load_tensor_dict(path)
     heads = []
     for index, channels in enumerate(widths):

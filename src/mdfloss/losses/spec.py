@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .._checks import check_data_range, check_reduction
+from .._files import existing_file
 from .classic import L1Loss, L2Loss, MSSSIML1Loss, MSSSIMLoss, SSIMLoss
 
 CLASSIC = {"l1": L1Loss, "l2": L2Loss, "ssim": SSIMLoss, "msssim": MSSSIMLoss, "msssim+l1": MSSSIML1Loss}
@@ -208,8 +209,7 @@ def build_mdf_loss(source: str | os.PathLike[str], **options: Any) -> nn.Module:
     looks_like_path = os.sep in text or "/" in text or path.suffix != "" or path.exists()
     if not looks_like_path:
         return MDFLoss.pretrained(text, **options)
-    if not path.is_file():
-        raise FileNotFoundError(f"MDF weight file not found: {path}")
+    existing_file(path, "mdf", "a weight file")
     if path.suffix.lower() in OFFICIAL_SUFFIXES:
         return MDFLoss.from_official(path, **options)
     return MDFLoss.from_file(path, **options)

@@ -1,20 +1,21 @@
 """Shared pieces of the full-reference metrics: input checks, colour transforms, filters, safe ops.
 
-Only torch. Every public metric calls :func:`check_pair` first, so a bad input is reported as a
-``TypeError``/``ValueError`` that names the argument, what was expected and what arrived, rather
-than as an error from deep inside ``torch.nn.functional``.
+Only torch. Every public metric calls :func:`check_arguments` first, so a bad input is reported
+as a ``TypeError``/``ValueError`` in the style of :mod:`mdfloss._checks` (it names the argument,
+what was expected and what arrived) rather than as an error from deep inside
+``torch.nn.functional``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
-REDUCTIONS = ("mean", "sum", "none")
+from mdfloss._checks import check_number, check_reduction, describe
 
 # NTSC YIQ (FCC), rows Y, I, Q; the transform both HaarPSI (Reisenhofer et al. 2018) and DSS use.
 YIQ = ((0.299, 0.587, 0.114), (0.5959, -0.2746, -0.3213), (0.2115, -0.5227, 0.3112))
@@ -22,23 +23,25 @@ YIQ = ((0.299, 0.587, 0.114), (0.5959, -0.2746, -0.3213), (0.2115, -0.5227, 0.31
 LHM = ((0.2989, 0.587, 0.114), (0.30, 0.04, -0.35), (0.34, -0.60, 0.17))
 
 
-def _describe(x: torch.Tensor) -> str:
-    return f"shape {tuple(x.shape)}, dtype {x.dtype}, device {x.device}"
+def check_arguments(
+    x: object,
+    y: object,
+    *,
+    data_range: object,
+    reduction: str,
+    positive: Mapping[str, object],
+    channels: Sequence[int],
+    min_size: int,
+    min_size_reason: str,
+) -> None:
+    """The checks every metric starts with: ``reduction``, its ``positive`` constants, the image pair."""
+    check_reduction(reduction)
+    for name, value in positive.items():
+        check_number(name, value, positive=True)
+    _check_pair(x, y, data_range=data_range, channels=channels, min_size=min_size, min_size_reason=min_size_reason)
 
 
-def check_reduction(reduction: object) -> None:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction: expected one of {REDUCTIONS}, got {reduction!r}")
-
-
-def check_positive(name: str, value: object) -> float:
-    """A finite positive real number (bool refused), returned as float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}: expected a finite positive number, got {value!r}")
-    return float(value)
-
-
-def check_pair(
+def _check_pair(
     x: object,
     y: object,
     *,
@@ -53,22 +56,22 @@ def check_pair(
     Valid: floating (N, C, H, W) tensors, N >= 1, C in ``channels``, H and W >= ``min_size``,
     same shape and device, finite, every value in [0, data_range].
     """
-    check_positive("data_range", data_range)
+    check_number("data_range", data_range, positive=True)
     for name, t in zip(names, (x, y)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
         if not t.is_floating_point():
-            raise TypeError(f"{name}: expected a floating-point tensor (float16/bfloat16/float32/float64), got {_describe(t)}")
+            raise TypeError(f"{name}: expected a floating-point tensor (float16/bfloat16/float32/float64), got {describe(t)}")
         if t.ndim != 4:
-            raise ValueError(f"{name}: expected a 4-D tensor (N, C, H, W), got {t.ndim}-D, {_describe(t)}")
+            raise ValueError(f"{name}: expected a 4-D tensor (N, C, H, W), got {t.ndim}-D, {describe(t)}")
         if t.shape[1] not in channels:
             want = " or ".join(str(c) for c in channels)
-            raise ValueError(f"{name}: expected {want} channel(s) in dim 1 of (N, C, H, W), got {_describe(t)}")
+            raise ValueError(f"{name}: expected {want} channel(s) in dim 1 of (N, C, H, W), got {describe(t)}")
         if t.shape[0] == 0:
-            raise ValueError(f"{name}: expected a non-empty batch, got {_describe(t)}")
+            raise ValueError(f"{name}: expected a non-empty batch, got {describe(t)}")
         if min(t.shape[-2:]) < min_size:
             raise ValueError(
-                f"{name}: expected height and width of at least {min_size} px ({min_size_reason}), got {_describe(t)}"
+                f"{name}: expected height and width of at least {min_size} px ({min_size_reason}), got {describe(t)}"
             )
     assert isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
     if x.shape != y.shape:
@@ -79,7 +82,7 @@ def check_pair(
         finite = torch.isfinite(t.detach())
         if not bool(finite.all()):
             bad = int((~finite).sum())
-            raise ValueError(f"{name}: expected finite values, got {bad} NaN/Inf value(s) in a tensor of {_describe(t)}")
+            raise ValueError(f"{name}: expected finite values, got {bad} NaN/Inf value(s) in a tensor of {describe(t)}")
         low, high = torch.aminmax(t.detach())
         if float(low) < 0 or float(high) > float(data_range):  # type: ignore[arg-type]
             raise ValueError(
@@ -100,12 +103,9 @@ def no_autocast(device: torch.device) -> Iterator[None]:
         yield
 
 
-def reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
-    if reduction == "mean":
-        return values.mean()
-    if reduction == "sum":
-        return values.sum()
-    return values
+def to_255(x: torch.Tensor, data_range: object, dtype: torch.dtype) -> torch.Tensor:
+    """``x`` in ``dtype``, rescaled from [0, data_range] to the [0, 255] scale the metrics' constants assume."""
+    return x.to(dtype) * (255.0 / float(data_range))  # type: ignore[arg-type]
 
 
 def colour_transform(x: torch.Tensor, matrix: Sequence[Sequence[float]]) -> torch.Tensor:

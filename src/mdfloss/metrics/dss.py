@@ -58,16 +58,16 @@ import math
 import torch
 import torch.nn.functional as F
 
+from mdfloss._checks import check_number
+from mdfloss.functional import reduce
 from mdfloss.metrics._colour import (
-    check_pair,
-    check_positive,
-    check_reduction,
+    check_arguments,
     gaussian_kernel,
     luma,
     no_autocast,
-    reduce,
     round_half_away,
     safe_sqrt,
+    to_255,
 )
 
 HIGHER_IS_BETTER = True
@@ -133,12 +133,10 @@ def dss(
     Raises:
         TypeError, ValueError: for a bad argument, naming it.
     """
-    check_reduction(reduction)
-    check_positive("sigma_weight", sigma_weight)
-    if isinstance(percentile, bool) or not isinstance(percentile, (int, float)) or not 0 < percentile <= 1:
-        raise ValueError(f"percentile: expected a number in (0, 1], got {percentile!r}")
-    check_pair(
-        x, y, data_range=data_range, channels=(1, 3), min_size=DCT_SIZE, min_size_reason="one 8x8 DCT block"
+    check_number("percentile", percentile, positive=True, maximum=1)
+    check_arguments(
+        x, y, data_range=data_range, reduction=reduction, positive={"sigma_weight": sigma_weight}, channels=(1, 3),
+        min_size=DCT_SIZE, min_size_reason="one 8x8 DCT block",
     )
     h, w = x.shape[-2:]
     k = pooled_count(h, w, percentile)
@@ -161,7 +159,7 @@ def dss(
 
         def subbands(img: torch.Tensor) -> torch.Tensor:
             """(N, S, hb, wb): the used DCT coefficients of every 8x8 block of the luminance."""
-            lum = luma(img.to(dtype) * (255.0 / float(data_range)))[:, 0, : hb * DCT_SIZE, : wb * DCT_SIZE]
+            lum = luma(to_255(img, data_range, dtype))[:, 0, : hb * DCT_SIZE, : wb * DCT_SIZE]
             blocks = lum.reshape(n, hb, DCT_SIZE, wb, DCT_SIZE)
             # coefficient (u, v) of a block B: sum_ij D[u, i] B[i, j] D[v, j]
             coeff = torch.einsum("ui,nairj,vj->nuvar", d, blocks, d)

@@ -47,15 +47,14 @@ import math
 import torch
 import torch.nn.functional as F
 
+from mdfloss.functional import reduce
 from mdfloss.metrics._colour import (
     YIQ,
-    check_pair,
-    check_positive,
-    check_reduction,
+    check_arguments,
     colour_transform,
     no_autocast,
-    reduce,
     similarity,
+    to_255,
     working_dtype,
 )
 
@@ -115,21 +114,14 @@ def haarpsi(
     Raises:
         TypeError, ValueError: for a bad argument, naming it.
     """
-    check_reduction(reduction)
-    check_positive("c", c)
-    check_positive("alpha", alpha)
-    check_pair(
-        x,
-        y,
-        data_range=data_range,
-        channels=(1, 3),
-        min_size=MIN_SIZE,
-        min_size_reason="the 8x8 Haar filter of scale 3 after subsampling by 2",
+    check_arguments(
+        x, y, data_range=data_range, reduction=reduction, positive={"c": c, "alpha": alpha}, channels=(1, 3),
+        min_size=MIN_SIZE, min_size_reason="the 8x8 Haar filter of scale 3 after subsampling by 2",
     )
     dtype = working_dtype(x)
     with no_autocast(x.device):
         n = x.shape[0]
-        both = torch.cat([x, y]).to(dtype) * (255.0 / float(data_range))
+        both = to_255(torch.cat([x, y]), data_range, dtype)
         if both.shape[1] == 3:
             both = colour_transform(both, YIQ)
         both = _subsample(both)

@@ -62,18 +62,18 @@ import math
 import torch
 import torch.nn.functional as F
 
+from mdfloss._checks import check_number
+from mdfloss.functional import reduce
 from mdfloss.metrics._colour import (
     LHM,
-    check_pair,
-    check_positive,
-    check_reduction,
+    check_arguments,
     colour_transform,
     no_autocast,
-    reduce,
     round_half_away,
     safe_pow,
     safe_sqrt,
     similarity,
+    to_255,
     working_dtype,
 )
 
@@ -130,21 +130,21 @@ def mdsi(
     Raises:
         TypeError, ValueError: for a bad argument, naming it (grey input included).
     """
-    check_reduction(reduction)
-    for name, value in (("c1", c1), ("c2", c2), ("c3", c3), ("q", q), ("rho", rho), ("o", o)):
-        check_positive(name, value)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
-        raise ValueError(f"alpha: expected a number in [0, 1], got {alpha!r}")
+    check_number("alpha", alpha, minimum=0, maximum=1)
     if isinstance(x, torch.Tensor) and x.ndim == 4 and x.shape[1] == 1:
         raise ValueError(
             f"x: expected an RGB image (N, 3, H, W); MDSI is defined for colour images only, got a grey image of "
             f"shape {tuple(x.shape)} (repeat the channel, x.expand(-1, 3, -1, -1), to evaluate it as grey RGB)"
         )
-    check_pair(x, y, data_range=data_range, channels=(3,), min_size=MIN_SIZE, min_size_reason="the 3x3 Prewitt operator")
+    check_arguments(
+        x, y, data_range=data_range, reduction=reduction,
+        positive={"c1": c1, "c2": c2, "c3": c3, "q": q, "rho": rho, "o": o}, channels=(3,),
+        min_size=MIN_SIZE, min_size_reason="the 3x3 Prewitt operator",
+    )
     dtype = working_dtype(x)
     with no_autocast(x.device):
         n = x.shape[0]
-        both = torch.cat([x, y]).to(dtype) * (255.0 / float(data_range))
+        both = to_255(torch.cat([x, y]), data_range, dtype)
         f = downsampling_factor(*both.shape[-2:])
         if f > 1:
             both = F.avg_pool2d(F.pad(both, ((f - 1) // 2, f // 2, (f - 1) // 2, f // 2)), f)

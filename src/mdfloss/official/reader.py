@@ -43,6 +43,7 @@ from typing import Any
 
 import torch
 
+from .._files import existing_file
 from ..discriminator import (
     BODY_BLOCKS,
     LEAKY_SLOPE,
@@ -272,9 +273,7 @@ def load_official(path: str | os.PathLike[str]) -> tuple[DiscriminatorPyramid, d
     names a global outside the allow-list, ValueError (naming the file) for anything else that is
     not a list of SinGAN discriminators.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"official weight file not found: {path}")
+    path = existing_file(path, "path", "an official weight file (Ds_*.pth)")
     data = path.read_bytes()
     try:
         modules, storages = _read(data, path)

@@ -21,6 +21,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from .._files import existing_file, read_csv, write_atomically, write_csv
+
 FLAG_DIST_L = 1.5
 """dist_L above which an observer is flagged for a look (pwcmp: 'about 1-1.5', no objective threshold)."""
 REQUIRED_COLUMNS = ("observer", "block", "condition_A", "condition_B", "is_A_selected")
@@ -144,7 +146,6 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .._files import write_atomically
     from .server import export_csv
     from .store import Store
 
@@ -189,13 +190,10 @@ def screen(rows: list[dict[str, str]], min_golden: float) -> tuple[dict[str, lis
 def _scale(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .._files import write_atomically
     from .plots import jnd_plot, psnr_jnd_plot
     from .scaling import Answer, scale_answers
 
-    source = Path(args.answers)
-    if not source.is_file():
-        raise FileNotFoundError(f"answers: expected a study file or an answers CSV, got {source} (no such file)")
+    source = existing_file(args.answers, "answers", "a study file or an answers CSV")
     if args.bootstrap < 0:
         raise ValueError(f"--bootstrap: expected 0 or more resamples, got {args.bootstrap}")
     if not 0 <= args.min_golden <= 1:
@@ -219,13 +217,6 @@ def _scale(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    def write_csv(name: str, fields: list[str], table: list[dict[str, Any]]) -> None:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fields, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(table)
-        write_atomically(out / name, lambda tmp: Path(tmp).write_text(buffer.getvalue(), encoding="utf-8"))
-
     scores, pairs = [], []
     for group in result.groups:
         if group.boot is None:
@@ -243,8 +234,8 @@ def _scale(args: argparse.Namespace) -> int:
                 pairs.append({"group": group.name, "condition_i": first, "condition_j": group.conditions[j],
                               "jnd_difference": f"{b.jnd[i] - b.jnd[j]:.4f}", "p_value": f"{p:.4g}",
                               "significant": int(bool(p < 0.05))})
-    write_csv("jnd.csv", ["group", "condition", "jnd", "ci_low", "ci_high", "answers", "note"], scores)
-    write_csv("significance.csv", ["group", "condition_i", "condition_j", "jnd_difference", "p_value", "significant"], pairs)
+    write_csv(out / "jnd.csv", ["group", "condition", "jnd", "ci_low", "ci_high", "answers", "note"], scores)
+    write_csv(out / "significance.csv", ["group", "condition_i", "condition_j", "jnd_difference", "p_value", "significant"], pairs)
     counts: dict[str, int] = defaultdict(int)
     for a in answers:
         counts[a.observer] += 1
@@ -256,7 +247,7 @@ def _scale(args: argparse.Namespace) -> int:
         observers.append({"observer": observer, "answers": counts[observer], "golden_passed": passed,
                           "golden_total": total, "excluded": excluded.get(observer, ""),
                           "loo_L": f"{L:.4f}", "dist_L": f"{dist:.3f}", "flagged": int(bool(dist > FLAG_DIST_L))})
-    write_csv("observers.csv", ["observer", "answers", "golden_passed", "golden_total", "excluded", "loo_L",
+    write_csv(out / "observers.csv", ["observer", "answers", "golden_passed", "golden_total", "excluded", "loo_L",
                                 "dist_L", "flagged"], observers)
 
     pooled = result.groups[-1]
@@ -285,11 +276,8 @@ def _bench_psnr(given: str | None, config: dict[str, Any], blocks: list[str], co
         if not path.is_file():
             return {}
     else:
-        path = Path(given)
-        if not path.is_file():
-            raise FileNotFoundError(f"--bench-results: expected a bench results.csv, got {path} (no such file)")
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+        path = existing_file(given, "--bench-results", "a bench results.csv")
+    rows = read_csv(path)
     if rows and not {"loss", "dataset", "image", "psnr"} <= set(rows[0]):
         raise ValueError(f"--bench-results: expected columns loss, dataset, image, psnr in {path}, got {list(rows[0])}")
     task = source.get("task")

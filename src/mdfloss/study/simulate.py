@@ -21,6 +21,14 @@ def answer(true: np.ndarray, i: int, j: int, rng: np.random.Generator, random_cl
     return bool(rng.random() < p)
 
 
+def _count(counts: np.ndarray, i: int, j: int, i_preferred: bool) -> None:
+    """Add one answer to an (N, N) count matrix: row the preferred condition, column the other."""
+    if i_preferred:
+        counts[i, j] += 1
+    else:
+        counts[j, i] += 1
+
+
 def full_design(true: Sequence[float], observers: int, rng: np.random.Generator,
                 random_clickers: int = 0) -> np.ndarray:
     """(observers, N, N) counts: every observer compares every pair once (the last
@@ -32,10 +40,7 @@ def full_design(true: Sequence[float], observers: int, rng: np.random.Generator,
         clicker = k >= observers - random_clickers
         for i in range(n):
             for j in range(i + 1, n):
-                if answer(q, i, j, rng, clicker):
-                    mats[k, i, j] += 1
-                else:
-                    mats[k, j, i] += 1
+                _count(mats[k], i, j, answer(q, i, j, rng, clicker))
     return mats
 
 
@@ -51,8 +56,5 @@ def asap_design(true: Sequence[float], observers: int, per_observer: int, rng: n
             if not queue:
                 queue = asap_batch(mats.sum(0), rng)
             i, j = queue.pop()
-            if answer(q, i, j, rng):
-                mats[k, i, j] += 1
-            else:
-                mats[k, j, i] += 1
+            _count(mats[k], i, j, answer(q, i, j, rng))
     return mats

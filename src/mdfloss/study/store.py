@@ -23,6 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from .._files import existing_file
+
 SCHEMA = """
 CREATE TABLE study (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -195,9 +197,7 @@ class Store:
     """A study file opened for reading and writing; one SQLite connection per thread."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"study: expected a study file made by `mdfloss study create`, got {self.path} (no such file)")
+        self.path = existing_file(path, "study", "a study file made by `mdfloss study create`")
         self._local = threading.local()
         try:
             row = self.connection().execute("SELECT * FROM study").fetchone()

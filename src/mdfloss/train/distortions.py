@@ -104,9 +104,7 @@ class JPEGCompression(_Registered):
     quality_max: int = 10
 
     def __post_init__(self) -> None:
-        for field in ("quality_min", "quality_max"):
-            check_int(field, getattr(self, field), minimum=1, maximum=100)
-        _check_range("quality", self.quality_min, self.quality_max, low=1)
+        _check_range("quality", self.quality_min, self.quality_max, low=1, high=100, integer=True)
 
     def __call__(self, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         qualities = torch.randint(self.quality_min, self.quality_max + 1, (batch.shape[0],), generator=generator)
@@ -161,11 +159,12 @@ REGISTRY: dict[str, type[_Registered]] = {
 """Built-in distortions by name; each name is also a task name."""
 
 
-def _check_range(name: str, low_value: float, high_value: float, *, low: float) -> None:
+def _check_range(name: str, low_value: float, high_value: float, *, low: float, high: float | None = None,
+                 integer: bool = False) -> None:
+    """``NAME_min`` and ``NAME_max``: numbers (ints if ``integer``) in [low, high], min <= max."""
+    check = check_int if integer else check_number
     for suffix, value in (("min", low_value), ("max", high_value)):
-        check_number(f"{name}_{suffix}", value)
-        if value < low:
-            raise ValueError(f"{name}_{suffix}: expected at least {low}, got {value!r}")
+        check(f"{name}_{suffix}", value, minimum=low, maximum=high)
     if low_value > high_value:
         raise ValueError(f"{name}_min and {name}_max: expected min <= max, got {low_value!r} > {high_value!r}")
 

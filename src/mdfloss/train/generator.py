@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..discriminator import BODY_BLOCKS, ConvBlock
+from ..discriminator import ConvStack
 
 MARGIN = 5
 """Pixels each side that the five unpadded 3x3 convolutions trim: (11 - 1) / 2."""
@@ -33,17 +33,11 @@ def singan_init_(module: nn.Module, generator: torch.Generator) -> nn.Module:
     return module
 
 
-class ResidualGenerator(nn.Module):
+class ResidualGenerator(ConvStack):
     """One scale's generator of width ``N``: (B, 3, H + 10, W + 10) -> (B, 3, H, W), residual."""
 
     def __init__(self, width: int) -> None:
-        super().__init__()
-        if width < 1:
-            raise ValueError(f"width: expected a positive channel count, got {width}")
-        self.width = width
-        self.head = ConvBlock(3, width)
-        self.body = nn.Sequential(*(ConvBlock(width, width) for _ in range(BODY_BLOCKS)))
-        self.tail = nn.Conv2d(width, 3, kernel_size=3, stride=1, padding=0)
+        super().__init__(width, 3, 3)
 
     def zero_tail_(self) -> ResidualGenerator:
         """Make the residual branch output exactly 0, so that G starts as the identity on the centre."""

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from .._checks import check_int
+from .._files import existing_file
 from ..discriminator import RECEPTIVE_FIELD
 
 RHO = 2
@@ -74,9 +75,7 @@ def load_seed(path: str | os.PathLike[str]) -> SeedImage:
     """Read an image file as a :class:`SeedImage` (see the module docstring for image modes)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"seed: image file not found: {path}")
+    path = existing_file(path, "seed", "an image file")
     data = path.read_bytes()
     try:
         with Image.open(io.BytesIO(data)) as opened:
