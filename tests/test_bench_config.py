@@ -27,7 +27,7 @@ def parse(argv: list[str]):
 
 def test_builtin_experiments_and_presets_are_packaged():
     assert experiment_names() == ["denoise-dncnn", "jpeg-dncnn", "sisr-edsr", "sisr-srresnet"]
-    assert preset_names() == ["cpu-mini", "paper"]
+    assert preset_names() == ["ablation-scales", "ablation-task", "cpu", "cpu-mini", "paper"]
 
 
 def test_builtin_experiments_hold_the_paper_settings():
