@@ -287,7 +287,6 @@ def _gradients(args: argparse.Namespace) -> int:
 
 
 def _sensitivity(args: argparse.Namespace) -> int:
-    import torch
 
     from .._files import list_images
     from ..losses import build_loss
@@ -300,12 +299,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.ratio_level not in args.levels:
         raise ValueError(f"--ratio-level: expected one of --levels {args.levels}, got {args.ratio_level:g}")
-    try:
-        device = torch.device(args.device)
-    except RuntimeError as error:
-        raise ValueError(f"--device: {error}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device: {args.device} requested but CUDA is not available")
+    device = _device(args.device)
     mdf_options = {"features": args.mdf_features, "scales": args.mdf_scales}
     mdf_options = {key: value for key, value in mdf_options.items() if value is not None}
     specs = _labelled_specs(args.loss)
