@@ -134,7 +134,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "iqa", help="losses and metrics as quality predictors: SROCC, KROCC, PLCC against human scores",
         description="Evaluate every loss and metric on every (distorted, reference) pair of a dataset with human "
                     "scores and correlate them with the scores (SROCC, KROCC, and PLCC after the 4-parameter "
-                    "logistic fit), each with a bootstrap 95%% interval, overall and per distortion type. Losses "
+                    "logistic fit), each with a bootstrap 95% interval, overall and per distortion type. Losses "
                     "and MDSI are lower-is-better: they are negated before the statistics, so a positive SROCC "
                     "always means agreement with people. Writes iqa-values.csv, iqa-correlations.csv, iqa.md and "
                     "a scatter plot per predictor.",
