@@ -260,7 +260,7 @@ def _iqa(args: argparse.Namespace) -> int:
     mdf_options = {key: value for key, value in {"features": args.mdf_features, "scales": args.mdf_scales}.items()
                    if value is not None}
     predictors = {}
-    for label, (kind, spec) in labelled_predictors(dict.fromkeys(args.loss), metrics).items():
+    for label, (kind, spec) in labelled_predictors(args.loss, metrics).items():
         predictors[label] = (metric_predictor(spec) if kind == "metric" else
                              loss_predictor(build_loss(spec, device=device, mdf_options=mdf_options), spec))
     say(f"{dataset.name}: {len(dataset.pairs)} pairs; predictors: {', '.join(predictors)}")
