@@ -6,6 +6,11 @@ matched PSNR levels, and with JPEG at fixed qualities, evaluates every loss (L2 
 included), and writes ``sensitivity.csv``, ``sensitivity.png`` and ``ratios.md`` into ``--out``.
 With ``--per-scale`` each discriminator of every MDF loss is also evaluated alone, and
 ``ratios.md`` gets a table of each one's share of its loss.
+
+``mdfloss analyze iqa --dataset DIR_OR_FILE --loss NAME_OR_FILE ... --metric psnr,ssim --out DIR``
+uses every loss and metric as a full-reference quality predictor on a dataset with human scores
+(TID2013, KADID-10k, a CSV, or a ``mdfloss study`` file) and writes SROCC, KROCC and PLCC with
+bootstrap intervals, overall and per distortion type (:mod:`.iqa`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .iqa import METRICS as IQA_METRICS
+from .iqa_data import FORMATS
 from .sensitivity import DEFAULT_JPEG_QUALITIES, DEFAULT_LEVELS, FITS, MIN_SIDE
 
 REFERENCE_LOSSES = ("l2", "ssim")
@@ -123,6 +130,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shares.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N", help="CPU threads for torch")
 
 
+    iqa = analyses.add_parser(
+        "iqa", help="losses and metrics as quality predictors: SROCC, KROCC, PLCC against human scores",
+        description="Evaluate every loss and metric on every (distorted, reference) pair of a dataset with human "
+                    "scores and correlate them with the scores (SROCC, KROCC, and PLCC after the 4-parameter "
+                    "logistic fit), each with a bootstrap 95% interval, overall and per distortion type. Losses "
+                    "and MDSI are lower-is-better: they are negated before the statistics, so a positive SROCC "
+                    "always means agreement with people. Writes iqa-values.csv, iqa-correlations.csv, iqa.md and "
+                    "a scatter plot per predictor.",
+    )
+    iqa.set_defaults(command_name="analyze iqa")
+    iqa.add_argument("--dataset", type=Path, required=True, metavar="PATH",
+                     help="a TID2013 folder (mos_with_names.txt, reference_images/, distorted_images/), a KADID-10k "
+                          "folder (dmos.csv, images/), a CSV file (reference, distorted, score[, distortion]; paths "
+                          "relative to it) or a study file of `mdfloss study`")
+    iqa.add_argument("--format", choices=FORMATS, default=None, help="the dataset's layout (default: detected)")
+    iqa.add_argument("--loss", action="append", default=[], metavar="NAME_OR_FILE",
+                     help="a loss as a predictor: a pretrained MDF name, a .safetensors file, an authors' Ds_*.pth, "
+                          "or a bench spec (l2, msssim, mdf:denoise...); repeat for several")
+    iqa.add_argument("--metric", action="append", default=[], metavar="NAME,NAME",
+                     help=f"metrics as predictors, comma-separated, from {', '.join(IQA_METRICS)}")
+    iqa.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the outputs")
+    iqa.add_argument("--bootstrap", type=_int_at_least(0), default=1000, metavar="N",
+                     help="bootstrap resamples of the pairs for the 95%% intervals (default: 1000; 0: none)")
+    iqa.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+    iqa.add_argument("--scores-lower-is-better", action="store_true",
+                     help="for --format csv: a lower score means better quality (a DMOS)")
+    iqa.add_argument("--min-golden", type=float, default=1.0, metavar="FRACTION",
+                     help="for a study: fraction of golden trials an observer must pass (default: 1.0, as "
+                          "`mdfloss study scale`)")
+    iqa.add_argument("--max-pairs", type=_int_at_least(1), default=None, metavar="N",
+                     help="use only the first N pairs of the dataset (a quick try)")
+    iqa.add_argument("--mdf-features", choices=("paper", "official"), default=None,
+                     help="feature set of every MDF loss (default: the library's, 'paper')")
+    iqa.add_argument("--mdf-scales", type=_int_at_least(1), default=None, metavar="N",
+                     help="use the coarsest N discriminators of every MDF loss (default: all)")
+    iqa.add_argument("--device", default="cpu", help="torch device of the losses and metrics (default: cpu)")
+    iqa.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N", help="CPU threads for torch")
+
+
 def loss_spec(text: str) -> str:
     """A ``--loss`` value as a :func:`mdfloss.losses.build_loss` spec.
 
@@ -165,7 +211,68 @@ def _single_scale_parts(losses: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"sensitivity": _sensitivity, "gradients": _gradients}[args.analysis](args)
+    return {"sensitivity": _sensitivity, "gradients": _gradients, "iqa": _iqa}[args.analysis](args)
+
+
+def _device(text: str) -> Any:
+    """``--device`` as a torch device; ValueError when it is malformed or CUDA is missing."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError as error:
+        raise ValueError(f"--device: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device: {text} requested but CUDA is not available")
+    return device
+
+
+def _iqa(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ..losses import build_loss
+    from .iqa import (
+        evaluate,
+        labelled_predictors,
+        loss_predictor,
+        metric_names,
+        metric_predictor,
+        write_report,
+    )
+    from .iqa_data import detect_format, load
+
+    start = time.perf_counter()
+
+    def say(message: str) -> None:
+        print(f"[{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    metrics = [name for text in args.metric for name in metric_names(text)]
+    if not args.loss and not metrics:
+        raise ValueError("--loss/--metric: expected at least one loss or metric to evaluate, got neither")
+    if not 0 <= args.min_golden <= 1:
+        raise ValueError(f"--min-golden: expected a fraction in [0, 1], got {args.min_golden}")
+    layout = args.format or detect_format(args.dataset)
+    if args.scores_lower_is_better and layout != "csv":
+        raise ValueError(f"--scores-lower-is-better: expected a CSV dataset, got the {layout} layout")
+    device = _device(args.device)
+    dataset = load(args.dataset, layout, higher_is_better=not args.scores_lower_is_better, min_golden=args.min_golden)
+    dataset = replace(dataset, pairs=dataset.pairs[: args.max_pairs])
+    mdf_options = {key: value for key, value in {"features": args.mdf_features, "scales": args.mdf_scales}.items()
+                   if value is not None}
+    predictors = {}
+    for label, (kind, spec) in labelled_predictors(args.loss, metrics).items():
+        predictors[label] = (metric_predictor(spec) if kind == "metric" else
+                             loss_predictor(build_loss(spec, device=device, mdf_options=mdf_options), spec))
+    say(f"{dataset.name}: {len(dataset.pairs)} pairs; predictors: {', '.join(predictors)}")
+
+    def progress(done: int, total: int) -> None:
+        if done % 250 == 0 or done == total:
+            say(f"{done}/{total} pairs")
+
+    values = evaluate(dataset, predictors, device, progress)
+    written = write_report(args.out, args.command_line, dataset, predictors, values, args.bootstrap, args.seed)
+    say("wrote " + ", ".join(str(path) for path in written))
+    return 0
 
 
 def _gradients(args: argparse.Namespace) -> int:
@@ -180,7 +287,6 @@ def _gradients(args: argparse.Namespace) -> int:
 
 
 def _sensitivity(args: argparse.Namespace) -> int:
-    import torch
 
     from .._files import list_images
     from ..losses import build_loss
@@ -193,12 +299,7 @@ def _sensitivity(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.ratio_level not in args.levels:
         raise ValueError(f"--ratio-level: expected one of --levels {args.levels}, got {args.ratio_level:g}")
-    try:
-        device = torch.device(args.device)
-    except RuntimeError as error:
-        raise ValueError(f"--device: {error}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device: {args.device} requested but CUDA is not available")
+    device = _device(args.device)
     mdf_options = {"features": args.mdf_features, "scales": args.mdf_scales}
     mdf_options = {key: value for key, value in mdf_options.items() if value is not None}
     specs = _labelled_specs(args.loss)
