@@ -125,7 +125,7 @@ def test_scale_flags_a_disconnected_image_and_still_scales_the_rest(tmp_path, ca
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("observer,scene,condition_A,condition_B,is_A_selected\n", "missing ['block']"),
+    ("observer,scene,condition_A,condition_B,is_A_selected\n", "missing block (found observer, scene"),
     ("observer,block,condition_A,condition_B,is_A_selected\no1,b,x,y,yes\n", "line 2: is_A_selected: expected 0 or 1"),
     ("observer,block,condition_A,condition_B,is_A_selected\n", "expected answered test trials"),
 ])

@@ -3,7 +3,8 @@
 * :func:`write_atomically`: a file is replaced whole or not at all (temporary file + rename);
 * :func:`existing_file`: a path that must name a file, one message for every reader;
 * :func:`list_images`: the image files of a folder, one rule for every command;
-* :func:`write_csv` / :func:`read_csv`: a list of dicts as a CSV table with a header row.
+* :func:`write_csv` / :func:`read_csv`: a list of dicts as a CSV table with a header row;
+  :func:`read_table`: a user's CSV whose header must name some columns.
 """
 
 from __future__ import annotations
@@ -88,3 +89,19 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return []
     with path.open(newline="", encoding="utf-8") as stream:
         return list(csv.DictReader(stream))
+
+
+def read_table(path: str | os.PathLike[str], required: Sequence[str], argument: str) -> list[dict[str, str]]:
+    """The rows of a user's CSV file (a byte-order mark is fine) whose header names ``required``.
+
+    FileNotFoundError or ValueError naming ``argument``, the file and the missing columns.
+    """
+    path = existing_file(path, argument, "a CSV file")
+    with path.open(newline="", encoding="utf-8-sig") as stream:
+        reader = csv.DictReader(stream)
+        found = list(reader.fieldnames or [])
+        missing = [column for column in required if column not in found]
+        if missing:
+            raise ValueError(f"{argument}: expected columns {', '.join(required)} in {path}, missing "
+                             f"{', '.join(missing)} (found {', '.join(found) or 'no header'})")
+        return list(reader)

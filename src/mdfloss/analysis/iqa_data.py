@@ -51,6 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import read_table
+
 FORMATS = ("tid2013", "kadid10k", "csv", "study")
 TID2013_SCORES, KADID_SCORES = "mos_with_names.txt", "dmos.csv"
 KADID_COLUMNS = ("dist_img", "ref_img", "dmos", "var")
@@ -234,15 +236,8 @@ def load_study(path: Path, min_golden: float = 1.0) -> Dataset:
 
 
 def _read_rows(path: Path, required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
-    if not path.is_file():
-        raise FileNotFoundError(f"--dataset: expected a CSV file, got {path} (no such file)")
-    with path.open(newline="", encoding="utf-8-sig") as stream:
-        reader = csv.DictReader(stream)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"--dataset: expected columns {', '.join(required)} in {path}, missing {', '.join(missing)} "
-                             f"(found {', '.join(reader.fieldnames or []) or 'no header'})")
-        rows = list(enumerate(reader, start=2))
+    """(line number, row) of every data row of a score file."""
+    rows = list(enumerate(read_table(path, required, "--dataset"), start=2))
     if not rows:
         raise ValueError(f"--dataset: expected at least one row in {path}, found none")
     return rows

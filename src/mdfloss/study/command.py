@@ -21,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .._files import existing_file, read_csv, write_atomically, write_csv
+from .._files import existing_file, read_csv, read_table, write_atomically, write_csv
 
 FLAG_DIST_L = 1.5
 """dist_L above which an observer is flagged for a look (pwcmp: 'about 1-1.5', no objective threshold)."""
@@ -160,13 +160,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def read_answers_csv(path: Path) -> list[dict[str, str]]:
     """Rows of an answers CSV; ValueError naming the missing columns or the bad line."""
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"answers: expected columns {', '.join(REQUIRED_COLUMNS)} in {path}, "
-                             f"missing {missing} (found {reader.fieldnames})")
-        rows = list(reader)
+    rows = read_table(path, REQUIRED_COLUMNS, "answers")
     for line, row in enumerate(rows, start=2):
         if row["is_A_selected"] not in ("0", "1"):
             raise ValueError(f"answers: {path} line {line}: is_A_selected: expected 0 or 1, got {row['is_A_selected']!r}")
