@@ -206,16 +206,13 @@ def load_study(path: Path, min_golden: float = 1.0) -> Dataset:
     """A ``mdfloss study`` file: every test image with its JND within its block (image), scaled from the answers."""
     import io
 
-    from ..study.command import screen
-    from ..study.scaling import Answer, scale_answers
+    from ..study.scaling import scale_answers, screened_answers
     from ..study.server import export_csv
     from ..study.store import Store
 
     store = Store(path)
     rows = list(csv.DictReader(io.StringIO(export_csv(store))))
-    _, excluded = screen(rows, min_golden)
-    answers = [Answer(r["observer"], r["block"], r["condition_A"], r["condition_B"], r["is_A_selected"] == "1")
-               for r in rows if r.get("golden", "0") != "1"]
+    answers, _, excluded = screened_answers(rows, min_golden)
     if not answers:
         raise ValueError(f"--dataset: expected answered test trials in {path}, found none")
     result = scale_answers(answers, excluded=excluded, samples=0)

@@ -169,23 +169,11 @@ def read_answers_csv(path: Path) -> list[dict[str, str]]:
     return rows
 
 
-def screen(rows: list[dict[str, str]], min_golden: float) -> tuple[dict[str, list[int]], dict[str, str]]:
-    """Golden results per observer (``[passed, total]``) and who is excluded, with the reason."""
-    golden: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for row in rows:
-        if row.get("golden") == "1":
-            correct = (row["is_A_selected"] == "1") == (row["condition_A"] == "reference")
-            golden[row["observer"]][0] += correct
-            golden[row["observer"]][1] += 1
-    excluded = {o: f"passed {p} of {t} golden trials" for o, (p, t) in golden.items() if p < min_golden * t}
-    return dict(golden), excluded
-
-
 def _scale(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .plots import jnd_plot, psnr_jnd_plot
-    from .scaling import Answer, scale_answers
+    from .scaling import scale_answers, screened_answers
 
     source = existing_file(args.answers, "answers", "a study file or an answers CSV")
     if args.bootstrap < 0:
@@ -202,9 +190,7 @@ def _scale(args: argparse.Namespace) -> int:
         rows = list(csv.DictReader(io.StringIO(export_csv(store))))
     else:
         rows = read_answers_csv(source)
-    golden, excluded = screen(rows, args.min_golden)
-    answers = [Answer(r["observer"], r["block"], r["condition_A"], r["condition_B"], r["is_A_selected"] == "1")
-               for r in rows if r.get("golden", "0") != "1"]
+    answers, golden, excluded = screened_answers(rows, args.min_golden)
     if not answers:
         raise ValueError(f"answers: expected answered test trials in {source}, found none")
     result = scale_answers(answers, excluded=excluded, samples=args.bootstrap, prior=args.prior, seed=args.seed)

@@ -19,6 +19,7 @@ last term fixes the free offset (scores have mean 0). Everything is computed wit
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -342,3 +343,25 @@ def scale_answers(answers: Sequence[Answer], *, excluded: Mapping[str, str] | No
     L, dist = leave_one_out(loo_groups, prior) if loo_groups else (np.full(len(observers), np.nan),
                                                                    np.zeros(len(observers)))
     return StudyResult(groups, observers, L, dist, excluded)
+
+
+def screen(rows: list[dict[str, str]], min_golden: float) -> tuple[dict[str, list[int]], dict[str, str]]:
+    """Golden results per observer (``[passed, total]``) and who is excluded, with the reason."""
+    golden: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:
+        if row.get("golden") == "1":
+            correct = (row["is_A_selected"] == "1") == (row["condition_A"] == "reference")
+            golden[row["observer"]][0] += correct
+            golden[row["observer"]][1] += 1
+    excluded = {o: f"passed {p} of {t} golden trials" for o, (p, t) in golden.items() if p < min_golden * t}
+    return dict(golden), excluded
+
+
+def screened_answers(rows: list[dict[str, str]], min_golden: float
+                     ) -> tuple[list[Answer], dict[str, list[int]], dict[str, str]]:
+    """The test answers of exported rows (golden trials left out), the golden results per observer
+    and who is excluded (see :func:`screen`)."""
+    golden, excluded = screen(rows, min_golden)
+    answers = [Answer(r["observer"], r["block"], r["condition_A"], r["condition_B"], r["is_A_selected"] == "1")
+               for r in rows if r.get("golden", "0") != "1"]
+    return answers, golden, excluded
