@@ -86,7 +86,7 @@ def test_a_user_config_file_builds_on_its_builtin(tmp_path):
     [
         ({"train": {"iterz": 3}}, "unknown key 'train.iterz' .did you mean train.iters"),
         ({"task": "deblur"}, "task: expected one of"),
-        ({"model": {"type": "dncnn", "size": "paper"}}, "serves task"),
+        ({"model": {"type": "dncnn", "size": "paper"}}, "model.type: expected a model for task"),
         ({"train": {"iters": 0}}, "train.iters: expected an int >= 1, got 0"),
         ({"train": {"select": "best"}}, "train.select"),
         ({"losses": ["l1", "l1"]}, "distinct"),

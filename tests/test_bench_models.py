@@ -61,8 +61,8 @@ def test_overrides_reach_the_constructor():
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"name": "unet", "task": "sisr"}, ValueError, "model: expected one of"),
-        ({"name": "dncnn", "task": "sisr"}, ValueError, "is for task"),
+        ({"name": "unet", "task": "sisr"}, ValueError, "model.type: expected one of"),
+        ({"name": "dncnn", "task": "sisr"}, ValueError, "model.type: expected a model for task .sisr., got .dncnn."),
         ({"name": "edsr", "task": "sisr", "size": "huge"}, ValueError, "size"),
         ({"name": "edsr", "task": "sisr", "scale": 3}, ValueError, "power of two"),
         ({"name": "edsr", "task": "sisr", "blocks": 0}, ValueError, "blocks"),

@@ -30,7 +30,7 @@ from typing import Any
 from .._checks import check_int
 from .._files import existing_file
 from .degradations import TASKS
-from .models import MODEL_SIZES, MODEL_TASKS
+from .models import check_model
 
 CONFIG_PACKAGE = "mdfloss.bench"
 CONFIG_FOLDER = "configs"
@@ -193,14 +193,8 @@ def complete(config: dict[str, Any]) -> dict[str, Any]:
     task = config["task"]
     if task not in TASKS:
         raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
-    model = config["model"]
-    model_type = model.get("type")
-    if model_type not in MODEL_SIZES:
-        raise ValueError(f"model.type: expected one of {sorted(MODEL_SIZES)}, got {model_type!r}")
-    if task not in MODEL_TASKS[model_type]:
-        raise ValueError(f"model.type: {model_type!r} serves task(s) {MODEL_TASKS[model_type]}, not {task!r}")
-    if model.get("size", "paper") not in MODEL_SIZES[model_type]:
-        raise ValueError(f"model.size: expected one of {sorted(MODEL_SIZES[model_type])}, got {model.get('size')!r}")
+    model_type = config["model"].get("type")
+    check_model(model_type, task, config["model"].get("size", "paper"))
     config["name"] = config["name"] or f"{task}-{model_type}"
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", config["name"]):
         raise ValueError(f"name: expected letters, digits, '.', '_' or '-', got {config['name']!r}")

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_int
+from .._checks import check_choice, check_int
 
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 """RGB mean of DIV2K in [0, 1], as EDSR subtracts it."""
@@ -163,18 +163,22 @@ class DnCNN(nn.Module):
 MODELS: dict[str, type[nn.Module]] = {"edsr": EDSR, "srresnet": SRResNet, "dncnn": DnCNN}
 
 
+def check_model(name: str, task: str, size: str, prefix: str = "model.") -> None:
+    """ValueError unless ``name`` is a model (``PREFIXtype``) that serves ``task`` at ``size`` (``PREFIXsize``)."""
+    check_choice(f"{prefix}type", name, sorted(MODELS))
+    if task not in MODEL_TASKS[name]:
+        raise ValueError(f"{prefix}type: expected a model for task {task!r}, got {name!r} "
+                         f"(it serves task(s) {MODEL_TASKS[name]})")
+    check_choice(f"{prefix}size", size, sorted(MODEL_SIZES[name]))
+
+
 def build_model(name: str, *, task: str, size: str = "paper", scale: int = 4, **overrides: Any) -> nn.Module:
     """A model by name for ``task``, at a documented ``size``, with constructor ``overrides``.
 
     >>> build_model("edsr", task="sisr", size="small").scale
     4
     """
-    if name not in MODELS:
-        raise ValueError(f"model: expected one of {sorted(MODELS)}, got {name!r}")
-    if task not in MODEL_TASKS[name]:
-        raise ValueError(f"model: {name!r} is for task(s) {MODEL_TASKS[name]}, got task {task!r}")
-    if size not in MODEL_SIZES[name]:
-        raise ValueError(f"size: expected one of {sorted(MODEL_SIZES[name])} for {name!r}, got {size!r}")
+    check_model(name, task, size)
     options: dict[str, Any] = dict(MODEL_SIZES[name][size])
     if name != "dncnn":
         options["scale"] = scale
