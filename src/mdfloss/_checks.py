@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any, cast
 
 import torch
@@ -134,22 +134,25 @@ def check_image_pair(
     min_size: int,
     min_size_reason: str,
     check_range: bool,
+    channels: Sequence[int] = (1, 3),
+    names: tuple[str, str] = ("prediction", "target"),
 ) -> None:
     """Raise TypeError/ValueError unless both are (N, C, H, W) float images in [0, data_range].
 
-    C must be 1 or 3, H and W at least ``min_size``; shapes and devices must match. While the
-    value checks are on (:func:`checks_enabled`), NaN and Inf are refused, and values outside
-    the range too when ``check_range``.
+    C must be one of ``channels``, H and W at least ``min_size``; shapes and devices must match.
+    While the value checks are on (:func:`checks_enabled`), NaN and Inf are refused, and values
+    outside the range too when ``check_range``. ``names`` are the arguments' names in messages.
     """
-    for name, x in (("prediction", prediction), ("target", target)):
+    for name, x in zip(names, (prediction, target)):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
             raise TypeError(f"{name}: expected a floating-point tensor, got {describe(x)}")
         if x.ndim != 4:
             raise ValueError(f"{name}: expected a 4-D tensor (N, C, H, W), got {describe(x)}")
-        if x.shape[1] not in (1, 3):
-            raise ValueError(f"{name}: expected 1 or 3 channels (N, C, H, W), got {describe(x)}")
+        if x.shape[1] not in channels:
+            wanted = " or ".join(str(c) for c in channels)
+            raise ValueError(f"{name}: expected {wanted} channels (N, C, H, W), got {describe(x)}")
         if min(x.shape[-2:]) < min_size:
             raise ValueError(
                 f"{name}: expected height and width of at least {min_size} px ({min_size_reason}), got {describe(x)}"
@@ -157,17 +160,14 @@ def check_image_pair(
         if x.shape[0] == 0:
             raise ValueError(f"{name}: expected a non-empty batch, got {describe(x)}")
     prediction, target = cast(torch.Tensor, prediction), cast(torch.Tensor, target)
+    both = f"{names[0]} and {names[1]}"
     if prediction.shape != target.shape:
-        raise ValueError(
-            f"prediction and target: expected the same shape, got {tuple(prediction.shape)} and {tuple(target.shape)}"
-        )
+        raise ValueError(f"{both}: expected the same shape, got {tuple(prediction.shape)} and {tuple(target.shape)}")
     if prediction.device != target.device:
-        raise ValueError(
-            f"prediction and target: expected the same device, got {prediction.device} and {target.device}"
-        )
+        raise ValueError(f"{both}: expected the same device, got {prediction.device} and {target.device}")
     if not _value_checks:
         return
-    for name, x in (("prediction", prediction), ("target", target)):
+    for name, x in zip(names, (prediction, target)):
         low, high = torch.aminmax(x.detach())
         low, high = float(low), float(high)
         if low != low or high != high or abs(low) == float("inf") or abs(high) == float("inf"):

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from mdfloss._checks import check_number, check_reduction, describe
+from .._checks import check_image_pair, check_number, check_reduction
 
 # NTSC YIQ (FCC), rows Y, I, Q; the transform both HaarPSI (Reisenhofer et al. 2018) and DSS use.
 YIQ = ((0.299, 0.587, 0.114), (0.5959, -0.2746, -0.3213), (0.2115, -0.5227, 0.3112))
@@ -38,57 +38,9 @@ def check_arguments(
     check_reduction(reduction)
     for name, value in positive.items():
         check_number(name, value, positive=True)
-    _check_pair(x, y, data_range=data_range, channels=channels, min_size=min_size, min_size_reason=min_size_reason)
-
-
-def _check_pair(
-    x: object,
-    y: object,
-    *,
-    data_range: object,
-    channels: Sequence[int],
-    min_size: int,
-    min_size_reason: str,
-    names: tuple[str, str] = ("x", "y"),
-) -> None:
-    """Raise ``TypeError``/``ValueError`` unless ``x`` and ``y`` are a valid image pair.
-
-    Valid: floating (N, C, H, W) tensors, N >= 1, C in ``channels``, H and W >= ``min_size``,
-    same shape and device, finite, every value in [0, data_range].
-    """
-    check_number("data_range", data_range, positive=True)
-    for name, t in zip(names, (x, y)):
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise TypeError(f"{name}: expected a floating-point tensor (float16/bfloat16/float32/float64), got {describe(t)}")
-        if t.ndim != 4:
-            raise ValueError(f"{name}: expected a 4-D tensor (N, C, H, W), got {t.ndim}-D, {describe(t)}")
-        if t.shape[1] not in channels:
-            want = " or ".join(str(c) for c in channels)
-            raise ValueError(f"{name}: expected {want} channel(s) in dim 1 of (N, C, H, W), got {describe(t)}")
-        if t.shape[0] == 0:
-            raise ValueError(f"{name}: expected a non-empty batch, got {describe(t)}")
-        if min(t.shape[-2:]) < min_size:
-            raise ValueError(
-                f"{name}: expected height and width of at least {min_size} px ({min_size_reason}), got {describe(t)}"
-            )
-    assert isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
-    if x.shape != y.shape:
-        raise ValueError(f"{names[0]} and {names[1]}: expected the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-    if x.device != y.device:
-        raise ValueError(f"{names[0]} and {names[1]}: expected the same device, got {x.device} and {y.device}")
-    for name, t in zip(names, (x, y)):
-        finite = torch.isfinite(t.detach())
-        if not bool(finite.all()):
-            bad = int((~finite).sum())
-            raise ValueError(f"{name}: expected finite values, got {bad} NaN/Inf value(s) in a tensor of {describe(t)}")
-        low, high = torch.aminmax(t.detach())
-        if float(low) < 0 or float(high) > float(data_range):  # type: ignore[arg-type]
-            raise ValueError(
-                f"{name}: expected values in [0, data_range={float(data_range):g}], "  # type: ignore[arg-type]
-                f"got min {float(low):.6g} and max {float(high):.6g} (clamp the images or set data_range)"
-            )
+    data_range = check_number("data_range", data_range, positive=True)
+    check_image_pair(x, y, data_range=data_range, min_size=min_size, min_size_reason=min_size_reason,
+                     check_range=True, channels=channels, names=("x", "y"))
 
 
 def working_dtype(x: torch.Tensor) -> torch.dtype:
