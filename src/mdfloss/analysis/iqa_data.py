@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._files import read_table
+from .._files import existing_file, read_table
 
 FORMATS = ("tid2013", "kadid10k", "csv", "study")
 TID2013_SCORES, KADID_SCORES = "mos_with_names.txt", "dmos.csv"
@@ -143,9 +143,7 @@ def _type_name(number: str, names: Sequence[str], what: str) -> str:
 
 def load_tid2013(root: Path) -> Dataset:
     """TID2013: ``mos_with_names.txt`` ("MOS name" per line), ``reference_images/``, ``distorted_images/``."""
-    scores = root / TID2013_SCORES
-    if not scores.is_file():
-        raise FileNotFoundError(f"--dataset: expected TID2013's {TID2013_SCORES} in {root}, found none")
+    scores = existing_file(root / TID2013_SCORES, "--dataset", f"a TID2013 folder with {TID2013_SCORES}")
     references = _folder_index(root / "reference_images", "--dataset")
     distorted = _folder_index(root / "distorted_images", "--dataset")
     pairs = []
@@ -173,9 +171,7 @@ def load_tid2013(root: Path) -> Dataset:
 
 def load_kadid10k(root: Path) -> Dataset:
     """KADID-10k: ``dmos.csv`` (dist_img, ref_img, dmos, var) and every image in ``images/``."""
-    scores = root / KADID_SCORES
-    if not scores.is_file():
-        raise FileNotFoundError(f"--dataset: expected KADID-10k's {KADID_SCORES} in {root}, found none")
+    scores = existing_file(root / KADID_SCORES, "--dataset", f"a KADID-10k folder with {KADID_SCORES}")
     images = _folder_index(root / "images", "--dataset")
     rows = _read_rows(scores, KADID_COLUMNS[:3])
     pairs = []
