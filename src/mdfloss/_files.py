@@ -3,6 +3,7 @@
 * :func:`write_atomically`: a file is replaced whole or not at all (temporary file + rename);
 * :func:`existing_file`: a path that must name a file, one message for every reader;
 * :func:`list_images`: the image files of a folder, one rule for every command;
+* :func:`write_png`: a (3, H, W) image in [0, 1] as an 8-bit PNG;
 * :func:`write_csv` / :func:`read_csv`: a list of dicts as a CSV table with a header row;
   :func:`read_table`: a user's CSV whose header must name some columns.
 """
@@ -71,6 +72,15 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+
+
+def write_png(path: str | os.PathLike[str], image: Any) -> Path:
+    """A (3, H, W) tensor in [0, 1] (clamped, rounded to 8 bits) as an RGB PNG, written atomically."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = image.detach().float().cpu().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+    return write_atomically(path, lambda tmp: Image.fromarray(np.ascontiguousarray(pixels)).save(tmp, format="PNG"))
 
 
 def write_csv(path: Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:

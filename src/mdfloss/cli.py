@@ -43,6 +43,7 @@ COMMANDS = {
     "convert": ("mdfloss.official.command", "convert the authors' Ds_*.pth into an mdfloss weight file, safely"),
     "analyze": ("mdfloss.analysis.command", "what a loss penalises: sensitivity to distortions at matched PSNR"),
     "bench": ("mdfloss.bench.command", "train restoration networks with each loss and compare them (report)"),
+    "ablate": ("mdfloss.ablation.command", "the paper's ablations, one command each: seeds, seed-count, scales, task"),
     "study": ("mdfloss.study.command", "a pairwise-comparison study in the browser, scaled to JND units (paper Fig. 5)"),
 }
 

@@ -12,12 +12,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from .._files import write_atomically
-from ..metrics.image import METRICS, ImageMetrics, quantize
+from .._files import write_png
+from ..metrics.image import METRICS, ImageMetrics
 from .data import EvalImage
 
 RESULT_FIELDS = ("task", "model", "loss", "dataset", "image", *METRICS)
@@ -39,14 +38,6 @@ class DegradedInput(nn.Module):
         return torch.nn.functional.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
 
 
-def save_png(path: Path, image: torch.Tensor) -> None:
-    """(3, H, W) in [0, 1] -> 8-bit PNG, written atomically."""
-    from PIL import Image
-
-    array = quantize(image.detach().float().cpu()).mul(255).round().byte().permute(1, 2, 0).numpy()
-    write_atomically(path, lambda tmp: Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG"))
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, datasets: EvalSets, metrics: ImageMetrics, *,
              device: torch.device, labels: dict[str, str], image_dir: Path | None) -> list[dict[str, Any]]:
@@ -63,7 +54,7 @@ def evaluate(model: nn.Module, datasets: EvalSets, metrics: ImageMetrics, *,
             values = metrics(output, item.target.unsqueeze(0).to(device))
             rows.append({**labels, "dataset": dataset, "image": item.name, **values})
             if image_dir is not None:
-                save_png(image_dir / dataset / f"{Path(item.name).stem}.png", output[0])
+                write_png(image_dir / dataset / f"{Path(item.name).stem}.png", output[0])
     return rows
 
 
@@ -73,8 +64,8 @@ def save_references(datasets: EvalSets, folder: Path) -> None:
         for item in images:
             stem = Path(item.name).stem
             if not (folder / dataset / f"{stem}-target.png").is_file():
-                save_png(folder / dataset / f"{stem}-target.png", item.target)
-                save_png(folder / dataset / f"{stem}-input.png", item.input)
+                write_png(folder / dataset / f"{stem}-target.png", item.target)
+                write_png(folder / dataset / f"{stem}-input.png", item.input)
 
 
 def format_row(row: Mapping[str, Any]) -> dict[str, str]:

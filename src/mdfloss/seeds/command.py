@@ -36,11 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
-    from PIL import Image
 
-    from .._files import write_atomically
+    from .._files import write_png
     from ..train.seed import load_seed
     from .synthetic import synthesize
 
@@ -48,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
     like = load_seed(args.like).pixels if args.like is not None else None
     generator = torch.Generator().manual_seed(args.rng_seed)
     image = synthesize(args.kind, height, width, generator, like=like)
-    pixels = (image.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
-    write_atomically(args.out, lambda tmp: Image.fromarray(np.ascontiguousarray(pixels)).save(tmp, format="PNG"))
+    write_png(args.out, image)
     print(f"wrote {args.out}: {args.kind}, {width}x{height} px, rng seed {args.rng_seed}")
     return 0

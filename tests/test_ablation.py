@@ -1,0 +1,63 @@
+"""``mdfloss ablate``: the plans, and one tiny ablation end to end (seeds made, losses trained, bench run)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from test_bench_data import write_images
+
+from mdfloss import read_metadata
+from mdfloss.ablation.plans import bench_config, seed_count_plan, seeds_plan
+from mdfloss.cli import main
+
+
+def test_the_seeds_plan_trains_each_natural_seed_and_three_synthetic_ones(tmp_path):
+    plan = seeds_plan([Path("a.png"), Path("b.png")], "sisr", tmp_path)
+    assert [loss.label for loss in plan.losses] == ["a", "b", "pink-noise", "contrast-rings", "pyramid-permutation"]
+    assert plan.losses[2].seeds == (tmp_path / "seeds" / "pink-noise.png",)
+    assert plan.synthetic["pyramid-permutation.png"] == {"kind": "pyramid-permutation", "like": Path("a.png")}
+
+
+def test_the_seed_count_plan_takes_the_first_n_photos():
+    photos = [Path(f"p{i}.png") for i in range(8)]
+    plan = seed_count_plan(photos, [1, 2, 4, 8], "denoise")
+    assert [(loss.label, len(loss.seeds)) for loss in plan.losses] == [("seeds-1", 1), ("seeds-2", 2),
+                                                                         ("seeds-4", 4), ("seeds-8", 8)]
+    assert plan.losses[2].seeds == tuple(photos[:4])
+    with pytest.raises(ValueError, match="--seeds: expected at least 8 photos"):
+        seed_count_plan(photos[:5], [1, 8], "denoise")
+
+
+def test_the_bench_config_is_the_cpu_protocol_with_one_label_per_loss(tmp_path):
+    config = bench_config(seed_count_plan([Path("p.png")] * 2, [1, 2], "jpeg"), tmp_path)
+    experiment = config["experiments"]["jpeg-dncnn"]
+    assert experiment["losses"] == ["seeds-1", "seeds-2"]
+    assert experiment["loss_aliases"]["seeds-2"] == f"mdf:{tmp_path / 'losses' / 'seeds-2.safetensors'}"
+    assert config["common"]["train"]["optimizer"] == {"type": "adam", "lr": 1.0e-3, "betas": [0.9, 0.999]}
+    assert "losses" not in config["common"]
+
+
+@pytest.mark.slow
+def test_a_tiny_seeds_ablation_makes_seeds_trains_losses_and_benchmarks_them(tmp_path):
+    data = tmp_path / "data"
+    write_images(data / "train", 3, (64, 56), seed=0)
+    write_images(data / "val", 1, (48, 48), seed=1)
+    write_images(data / "test", 1, (48, 48), seed=2)
+    write_images(data / "natural", 1, (72, 60), seed=3)
+    out = tmp_path / "out"
+    args = ["ablate", "seeds", "--natural", str(data / "natural" / "im0.png"), "--task", "denoise",
+            "--train-dir", str(data / "train"), "--val-dir", str(data / "val"), "--test-dir", str(data / "test"),
+            "--loss-iters", "2", "--jobs", "1", "--out", str(out),
+            "--set", "train.iters=2", "--set", "train.val_every=1", "--set", "data.patch_size=24",
+            "--set", "data.val_crop=32", "--set", "model.depth=3", "--set", "model.features=4", "--set", "train.threads=1"]
+    assert main(args) == 0
+    labels = ["im0", "pink-noise", "contrast-rings", "pyramid-permutation"]
+    assert sorted(p.name for p in (out / "seeds").iterdir()) == sorted(f"{k}.png" for k in labels[1:])
+    for label in labels:
+        metadata = read_metadata(out / "losses" / f"{label}.safetensors")
+        assert metadata["training"]["iters"] == 2 and "--seed" in metadata["training"]["command"]
+    with open(out / "results.csv", newline="") as stream:
+        assert [row["loss"] for row in csv.DictReader(stream)][::3] == labels  # 3 test noise levels each
+    assert main(args) == 0  # the same command again: everything is there, nothing is redone
