@@ -398,3 +398,14 @@ def test_scale_parts_are_single_discriminators_that_add_up_to_the_loss():
     parts = crit.scale_parts()
     assert sorted(parts) == [0, 2] and all(part.scale_indices == [k] for k, part in parts.items())
     torch.testing.assert_close(sum(part(prediction, target) for part in parts.values()), crit(prediction, target))
+
+
+def test_feature_maps_are_what_the_loss_compares():
+    """The loss of a pair is the sum over scales and maps of the mean squared difference of its feature maps."""
+    crit = MDFLoss(make_pyramid([4, 6]), input_range=(-1, 1), reduction="none")
+    prediction, target = image_pair(dtype=torch.float64)
+    crit = crit.double()
+    a, b = crit.feature_maps(prediction), crit.feature_maps(target)
+    assert sorted(a) == [0, 1] and len(a[0]) == 5  # paper features: 4 LeakyReLU outputs and the tail
+    summed = sum((fa - fb).square().flatten(1).mean(dim=1) for k in a for fa, fb in zip(a[k], b[k]))
+    torch.testing.assert_close(summed, crit(prediction, target))

@@ -306,6 +306,17 @@ class MDFLoss(FrozenFeatureLoss):
             f"data_range={self.data_range:g}, reduction={self.reduction!r}"
         )
 
+    @torch.no_grad()
+    def feature_maps(self, images: torch.Tensor) -> dict[int, list[torch.Tensor]]:
+        """``{k: discriminator k's compared feature maps}`` of (N, C, H, W) images in ``[0, data_range]``,
+        as the loss compares them (same input mapping and feature set), for the ``scale_indices``."""
+        self.check_inputs(images, images)
+        low, high = self.input_range
+        x = images * ((high - low) / self.data_range) + low
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return {k: _features(x, folded_layers(self.pyramid[k], x.dtype), self.features) for k in self.scale_indices}
+
     def scale_parts(self) -> dict[int, MDFLoss]:
         """``{k: the loss of discriminator k alone}`` for each of ``scale_indices``, with this loss's
         options and shared (frozen) discriminators; with ``reduction`` "sum"/"none" they add up to it."""

@@ -32,6 +32,7 @@ MDF_FILE_SUFFIXES = (".safetensors", ".pth", ".pt")
 Number = TypeVar("Number", int, float)
 CSV_NAME, FIGURE_NAME, RATIOS_NAME = "sensitivity.csv", "sensitivity.png", "ratios.md"
 SHARES_CSV, SHARES_MD = "gradient-shares.csv", "gradient-shares.md"
+SEPARABILITY_CSV, SEPARABILITY_MD = "separability.csv", "separability.md"
 
 
 def _distinct_numbers(text: str, convert: Callable[[str], Number], example: str,
@@ -114,6 +115,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_argument("--device", default="cpu", help="torch device of the losses (default: cpu)")
     sub.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N",
                      help="CPU threads for torch (default: torch's; 1 is fastest on a busy shared machine)")
+
+    manifold = analyses.add_parser(
+        "manifold", help="what each discriminator separates: original, JPEG, blurred and pyramid-permuted crops",
+        description="Describe crops of every photo in four versions (original, JPEG q7-10, x4 blurred, "
+                    "pyramid-permuted) by the channel means of each MDF loss's feature maps; write the "
+                    f"cross-validated accuracy of a linear classifier per loss and scale ({SEPARABILITY_CSV}, "
+                    f"{SEPARABILITY_MD}) and 2-D/3-D t-SNE plots per loss (tsne-LOSS-2d.png, -3d.png).",
+    )
+    manifold.set_defaults(command_name="analyze manifold")
+    manifold.add_argument("--loss", action="append", required=True, metavar="NAME_OR_FILE",
+                          help="an MDF loss: a pretrained name, a .safetensors file or an authors' Ds_*.pth (repeat)")
+    manifold.add_argument("--images", type=Path, action="append", required=True, metavar="DIR",
+                          help="a folder of photos (repeatable)")
+    manifold.add_argument("--crop", type=_int_at_least(32), default=128, metavar="PX", help="crop side (default 128)")
+    manifold.add_argument("--crops-per-image", type=_int_at_least(1), default=4, metavar="N",
+                          help="non-overlapping crops per photo (default 4)")
+    manifold.add_argument("--seed", type=int, default=0, help="seed of the JPEG qualities, permutations, t-SNE")
+    manifold.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    manifold.add_argument("--device", default="cpu", help="torch device of the losses (default: cpu)")
+    manifold.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N", help="CPU threads for torch")
 
     shares = analyses.add_parser(
         "gradients", help="which discriminators drive a bench run's training: per-scale loss and gradient shares",
@@ -211,7 +232,7 @@ def _single_scale_parts(losses: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"sensitivity": _sensitivity, "gradients": _gradients, "iqa": _iqa}[args.analysis](args)
+    return {"sensitivity": _sensitivity, "gradients": _gradients, "manifold": _manifold, "iqa": _iqa}[args.analysis](args)
 
 
 def _device(text: str) -> Any:
@@ -272,6 +293,49 @@ def _iqa(args: argparse.Namespace) -> int:
     values = evaluate(dataset, predictors, device, progress)
     written = write_report(args.out, args.command_line, dataset, predictors, values, args.bootstrap, args.seed)
     say("wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+def _manifold(args: argparse.Namespace) -> int:
+    import torch
+
+    from .._files import list_images
+    from ..loss import MDFLoss
+    from ..losses import build_loss
+    from . import report
+    from .manifold import VERSIONS, descriptors, photo_crops, separability
+
+    device = _device(args.device)
+    losses = {}
+    for text in args.loss:
+        spec = loss_spec(text)
+        loss = build_loss(spec, device=device)
+        if not isinstance(loss, MDFLoss):
+            raise ValueError(f"--loss: expected an MDF loss (a name, a .safetensors or a Ds_*.pth), got {text!r}")
+        losses[loss_label(spec)] = loss
+    paths = [path for folder in args.images for path in list_images(folder, "--images")]
+    crops, photos = [], []
+    for index, path in enumerate(paths):
+        for crop in photo_crops(path, args.crop - args.crop % 4, args.crops_per_image):
+            crops.append(crop)
+            photos.append(index)
+    if len(set(photos)) < 2:
+        raise ValueError(f"--images: expected at least 2 photos of at least {args.crop} px, found {len(set(photos))}")
+    rows, embedded = [], {}
+    for label, loss in losses.items():
+        found = descriptors(loss, crops, torch.Generator().manual_seed(args.seed))
+        found.photos = [photos[i] for i in found.photos]
+        for scale, features in [("all", found.whole), *sorted(found.per_scale.items())]:
+            for version in VERSIONS[1:]:
+                rows.append({"loss": label, "scale": scale, "version": version,
+                             "accuracy": separability(features, found.versions, found.photos, version)})
+        embedded[label] = found
+    written = [report.write_separability(args.out / SEPARABILITY_CSV, rows),
+               report.write_text(args.out / SEPARABILITY_MD, report.separability_markdown(
+                   args.command_line, rows, len(set(photos)), len(crops)))]
+    for label, found in embedded.items():
+        written += report.tsne_plots(args.out, label, found, args.seed)
+    print("wrote " + ", ".join(str(path) for path in written))
     return 0
 
 
