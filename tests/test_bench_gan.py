@@ -19,7 +19,12 @@ from mdfloss.bench.data import EvalImage, TrainPatches
 from mdfloss.bench.degradations import SuperResolution
 from mdfloss.bench.distributed import Context
 from mdfloss.bench.fit import CHECKPOINT, TrainingInterrupted
-from mdfloss.bench.gan import DISCRIMINATOR_FILE, GANTrainer, load_discriminator, ragan_losses
+from mdfloss.bench.gan import (
+    DISCRIMINATOR_FILE,
+    GANTrainer,
+    load_discriminator,
+    ragan_losses,
+)
 from mdfloss.bench.models import RRDBNet, build_discriminator, build_model
 from mdfloss.cli import main
 from mdfloss.losses import build_loss
