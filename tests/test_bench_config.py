@@ -26,8 +26,8 @@ def parse(argv: list[str]):
 
 
 def test_builtin_experiments_and_presets_are_packaged():
-    assert experiment_names() == ["denoise-dncnn", "jpeg-dncnn", "sisr-edsr", "sisr-srresnet"]
-    assert preset_names() == ["ablation-scales", "ablation-task", "cpu", "cpu-mini", "paper"]
+    assert experiment_names() == ["denoise-dncnn", "jpeg-dncnn", "sisr-edsr", "sisr-rrdb", "sisr-srresnet"]
+    assert preset_names() == ["ablation-scales", "ablation-task", "cpu", "cpu-gan", "cpu-mini", "paper", "paper-gan"]
 
 
 def test_builtin_experiments_hold_the_paper_settings():

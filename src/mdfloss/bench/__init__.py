@@ -3,10 +3,13 @@
 Each module imports only modules listed before it (nothing reaches back to what drives it):
 
 * :mod:`.degradations`, :mod:`.models`, :mod:`.data`: the tasks' degradations, the networks
-  (EDSR, SRResNet, DnCNN), training patches and evaluation images;
+  (EDSR, SRResNet, DnCNN, ESRGAN's RRDB network and discriminator), training patches and
+  evaluation images;
 * :mod:`.distributed`: the process's place (DDP rank, device) and clean stops on signals;
 * :mod:`.config`: experiment configs (defaults, built-in YAML, presets, ``--set``) and loss labels;
 * :mod:`.fit`: training one network with one loss (optimizer, schedule, validation, checkpoints);
+* :mod:`.gan`: adversarial training (ESRGAN's recipe: L1 pre-training, then content loss + L1 +
+  relativistic GAN loss against a patch discriminator), the trained discriminator's file;
 * :mod:`.evaluate`: testing it (8-bit outputs, every metric of :mod:`mdfloss.metrics.image`);
 * :mod:`.manifest`: the folder's record, ``manifest.json`` and ``results.csv`` (their only owner);
 * :mod:`.experiment`: the assembly of an experiment (folders, data, losses, network, metrics);

@@ -33,7 +33,7 @@ from .config import (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=("sisr", "denoise", "jpeg"), help="restoration task")
-    parser.add_argument("--model", help="network: edsr, srresnet (sisr) or dncnn (denoise, jpeg)")
+    parser.add_argument("--model", help="network: edsr, srresnet, rrdb (sisr; rrdb trains a GAN) or dncnn (denoise, jpeg)")
     parser.add_argument("--losses", help="comma-separated loss labels or specs, e.g. l2,l1,msssim+l1,mdf,mdf-official")
     parser.add_argument("--train-dir", help="folder of training images")
     parser.add_argument("--val-dir", help="folder of validation images (model selection)")

@@ -27,16 +27,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .._checks import check_int
+from .._checks import check_choice, check_int, check_number
 from .._files import existing_file
 from .degradations import TASKS
-from .models import check_model
+from .models import DISCRIMINATOR_SIZES, check_model
 
 CONFIG_PACKAGE = "mdfloss.bench"
 CONFIG_FOLDER = "configs"
 PRESET_PREFIX = "preset-"
 FREE_FORM = ("model", "degradation", "loss_aliases", "mdf.options", "official.options", "train.optimizer",
-             "train.scheduler", "perceptual.vgg", "perceptual.lpips")
+             "train.scheduler", "perceptual.vgg", "perceptual.lpips", "gan.optimizer", "gan.scheduler")
 """Sections whose keys are checked where they are used (constructor arguments), not here."""
 
 PRETRAINED_BY_TASK = {"sisr": "sisr", "denoise": "denoise", "jpeg": "jpeg"}
@@ -70,8 +70,20 @@ DEFAULTS: dict[str, Any] = {
     "eval": {"crop_border": None, "save_images": True},
     "logging": {"tensorboard": False, "progress": True},
     "report": {"references": None, "crop_images": 2, "crop_size": 64},
+    "gan": {
+        "enabled": False, "pretrain_iters": 0, "content_weight": 1.0, "l1_weight": 0.01,
+        "adversarial_weight": 0.005, "discriminator": "paper",
+        "optimizer": {"type": "adam", "lr": 1e-4, "betas": [0.9, 0.999]},
+        "scheduler": {"type": "multistep", "milestones": [0.125, 0.25, 0.5, 0.75], "gamma": 0.5},
+    },
 }
+"""Every key. ``gan``: adversarial training (see :mod:`mdfloss.bench.gan`): ``enabled``; the first
+``pretrain_iters`` of ``train.iters`` train the generator with L1 under ``train.optimizer`` and
+``train.scheduler``; the rest minimise ``content_weight`` x (the run's loss) + ``l1_weight`` x L1
++ ``adversarial_weight`` x RaGAN, generator and ``discriminator`` (size ``paper`` or ``small``)
+each with its own ``gan.optimizer`` and ``gan.scheduler`` (milestones: fractions of that phase)."""
 SELECTIONS = ("val_loss", "val_psnr", "last")
+GAN_WEIGHTS = ("content_weight", "l1_weight", "adversarial_weight")
 
 
 def builtin_names() -> list[str]:
@@ -222,7 +234,26 @@ def complete(config: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"train.select: expected one of {SELECTIONS}, got {train['select']!r}")
     if train["grad_clip"] is not None:
         train["grad_clip"] = float(train["grad_clip"])
+    _check_gan(config)
     return config
+
+
+def _check_gan(config: dict[str, Any]) -> None:
+    """The ``gan`` section: checked and converted in place when ``gan.enabled``."""
+    gan = config["gan"]
+    check_choice("gan.enabled", gan["enabled"], (True, False))
+    if not gan["enabled"]:
+        return
+    if config["task"] != "sisr":
+        raise ValueError(f"gan.enabled: expected task 'sisr' for adversarial training, got {config['task']!r}")
+    gan["pretrain_iters"] = check_int("gan.pretrain_iters", gan["pretrain_iters"], minimum=0, integral_float=True)
+    iters = config["train"]["iters"]
+    if iters is not None and gan["pretrain_iters"] >= iters:
+        raise ValueError(f"gan.pretrain_iters: expected fewer than train.iters ({iters}) to leave an adversarial "
+                         f"phase, got {gan['pretrain_iters']}")
+    for key in GAN_WEIGHTS:
+        gan[key] = check_number(f"gan.{key}", gan[key], minimum=0)
+    check_choice("gan.discriminator", gan["discriminator"], tuple(DISCRIMINATOR_SIZES))
 
 
 def total_iterations(config: dict[str, Any], train_images: int) -> int:
@@ -292,11 +323,12 @@ def _official_run(config: dict[str, Any], weights_dir: Path) -> LossRun:
 
 
 def identity(config: dict[str, Any], run: LossRun, iterations: int, train_images: list[str]) -> dict[str, Any]:
-    """What a checkpoint must share with the config that resumes it."""
+    """What a checkpoint must share with the config that resumes it (``gan`` too when enabled)."""
+    gan = {"gan": config["gan"]} if config["gan"]["enabled"] else {}
     return json.loads(json.dumps({
         "task": config["task"], "model": config["model"], "degradation": config["degradation"],
         "loss": run.spec, "mdf_options": run.mdf_options,
         "data": {k: config["data"][k] for k in ("patch_size", "batch_size", "augment")},
         "train": {k: config["train"][k] for k in ("seed", "optimizer", "scheduler", "grad_clip")},
-        "iterations": iterations, "train_images": train_images,
+        "iterations": iterations, "train_images": train_images, **gan,
     }, sort_keys=True))

@@ -1,4 +1,8 @@
-"""How long a benchmark will take: a few timed iterations per loss, scaled to the whole run."""
+"""How long a benchmark will take: a few timed iterations per loss, scaled to the whole run.
+
+Each stretch of a run whose steps cost alike (a GAN run's L1 pre-training and its adversarial
+phase) is timed on its own; the table gives their mean seconds per iteration over the run.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,8 @@ from .experiment import (
     load_eval_sets,
     set_up,
 )
-from .fit import Trainer, validate
+from .fit import validate
+from .gan import make_trainer
 
 
 def estimate(configs: list[dict[str, Any]], out: Path, context: Context, *, steps: int = 3) -> str:
@@ -42,17 +47,21 @@ def estimate(configs: list[dict[str, Any]], out: Path, context: Context, *, step
         for run in setup.runs:
             loss_fn = build_run_loss(experiment, run, context.device)
             model = build_run_model(config)
-            trainer = Trainer(
+            trainer = make_trainer(
                 folder=out / "estimate", model=model, loss_fn=loss_fn, patches=setup.patches, config=config,
                 total=total, identity=identity(config, run, total, []), context=context, val_images=None,
                 border=experiment.border,
             )
             model.train()
-            for step in range(steps + 1):
-                if step == 1:
-                    started = time.perf_counter()
-                trainer.step(inputs, targets)
-            per_iteration = (time.perf_counter() - started) / steps
+            train_seconds = 0.0
+            for first, count in trainer.phases():
+                trainer.iteration = first
+                for step in range(steps + 1):
+                    if step == 1:
+                        started = time.perf_counter()
+                    trainer.step(inputs, targets)
+                train_seconds += (time.perf_counter() - started) / steps * count
+            per_iteration = train_seconds / total
             started = time.perf_counter()
             if val_images:
                 validate(model, loss_fn, val_images, context.device, experiment.border)

@@ -48,10 +48,11 @@ class TrainingInterrupted(Exception):
         self.iteration = iteration
 
 
-def build_optimizer(options: dict[str, Any], parameters: Any) -> torch.optim.Optimizer:
+def build_optimizer(options: dict[str, Any], parameters: Any, name: str = "train.optimizer") -> torch.optim.Optimizer:
     """``{type: adam, lr, betas, weight_decay, eps}`` or ``{type: sgd, lr, momentum, nesterov, weight_decay}``.
 
-    An option set to None (``--set train.optimizer.momentum=null``) takes the optimizer's default.
+    An option set to None (``--set train.optimizer.momentum=null``) takes the optimizer's default;
+    errors name the options as ``name``.
     """
     options = {key: value for key, value in options.items() if value is not None}  # null: the default
     kind = options.pop("type", None)
@@ -61,14 +62,14 @@ def build_optimizer(options: dict[str, Any], parameters: Any) -> torch.optim.Opt
         options["betas"] = tuple(float(b) for b in options["betas"])
     classes = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
     if kind not in classes:
-        raise ValueError(f"train.optimizer.type: expected one of {sorted(classes)}, got {kind!r}")
+        raise ValueError(f"{name}.type: expected one of {sorted(classes)}, got {kind!r}")
     try:
         return classes[kind](parameters, **options)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"train.optimizer: {error}") from None
+        raise ValueError(f"{name}: {error}") from None
 
 
-def lr_factor(options: dict[str, Any], total: int) -> Callable[[int], float]:
+def lr_factor(options: dict[str, Any], total: int, name: str = "train.scheduler") -> Callable[[int], float]:
     """Learning-rate multiplier at iteration ``i`` of ``total``.
 
     * ``constant``: 1;
@@ -83,23 +84,23 @@ def lr_factor(options: dict[str, Any], total: int) -> Callable[[int], float]:
         milestones = [float(m) for m in options.get("milestones", [])]
         gamma = float(options.get("gamma", 0.1))
         if not all(0 < m < 1 for m in milestones):
-            raise ValueError(f"train.scheduler.milestones: expected fractions of the run in (0, 1), got {milestones}")
+            raise ValueError(f"{name}.milestones: expected fractions of the run in (0, 1), got {milestones}")
         steps = sorted(round(m * total) for m in milestones)
         return lambda i: gamma ** sum(i >= s for s in steps)
     if kind == "exponential":
         ratio = float(options["end_factor"])
         return lambda i: ratio ** (i / max(total - 1, 1))
-    raise ValueError(f"train.scheduler.type: expected constant, multistep or exponential, got {kind!r}")
+    raise ValueError(f"{name}.type: expected constant, multistep or exponential, got {kind!r}")
 
 
 def build_scheduler(options: dict[str, Any], optimizer: torch.optim.Optimizer, total: int,
-                    base_lr: float) -> torch.optim.lr_scheduler.LambdaLR:
+                    base_lr: float, name: str = "train.scheduler") -> torch.optim.lr_scheduler.LambdaLR:
     options = dict(options)
     if options.get("type") == "exponential":
         if "lr_end" not in options:
-            raise ValueError("train.scheduler.lr_end: expected the final learning rate of the exponential schedule")
+            raise ValueError(f"{name}.lr_end: expected the final learning rate of the exponential schedule")
         options["end_factor"] = float(options["lr_end"]) / base_lr
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(options, total))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(options, total, name))
 
 
 @dataclass
@@ -143,6 +144,8 @@ def load_weights(path: Path, model: nn.Module) -> None:
 class Trainer:
     """Trains ``model`` with ``loss_fn`` on ``patches`` for ``total`` iterations in ``folder``."""
 
+    train_log_fields: tuple[str, ...] = TRAIN_LOG_FIELDS
+
     def __init__(self, *, folder: Path, model: nn.Module, loss_fn: nn.Module, patches: TrainPatches,
                  config: dict[str, Any], total: int, identity: dict[str, Any], context: Context,
                  val_images: Sequence[EvalImage] | None, border: int, stop: StopFlag | None = None,
@@ -185,7 +188,7 @@ class Trainer:
         if not self.context.is_main:
             return
         save_checkpoint(self.folder / CHECKPOINT, self.state())
-        write_csv(self.folder / "train_log.csv", TRAIN_LOG_FIELDS, self.train_rows)
+        write_csv(self.folder / "train_log.csv", self.train_log_fields, self.train_rows)
         write_csv(self.folder / "val_log.csv", VAL_LOG_FIELDS, self.val_rows)
 
     def load_checkpoint(self) -> None:
@@ -198,6 +201,12 @@ class Trainer:
                 f"{path}: the checkpoint was made with different settings ({', '.join(changed)}); "
                 "resume with the same config or use another --out"
             )
+        self.load_state(state)
+        self.train_rows = [r for r in read_csv(self.folder / "train_log.csv") if int(r["iteration"]) <= self.iteration]
+        self.val_rows = [r for r in read_csv(self.folder / "val_log.csv") if int(r["iteration"]) <= self.iteration]
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state` gave."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -207,8 +216,6 @@ class Trainer:
         self.iteration = int(state["iteration"])
         self.seconds = float(state["seconds"])
         self.best = state["best"]
-        self.train_rows = [r for r in read_csv(self.folder / "train_log.csv") if int(r["iteration"]) <= self.iteration]
-        self.val_rows = [r for r in read_csv(self.folder / "val_log.csv") if int(r["iteration"]) <= self.iteration]
 
     # ------------------------------------------------------------------ loop
     def run(self, *, resume: bool) -> RunResult:
@@ -222,7 +229,7 @@ class Trainer:
         self.folder.mkdir(parents=True, exist_ok=True)
         if self.iteration >= self.total:
             return RunResult(self.iteration, self.seconds, self.best)
-        network = self._wrapped()
+        network = self._networks()
         loader = self._loader()
         progress = self._progress()
         writer = self._tensorboard()
@@ -238,14 +245,14 @@ class Trainer:
                 self.seconds = time.perf_counter() - started
                 progress.update(1)
                 if self.iteration % self.train_options["log_every"] == 0 or self.iteration == self.total:
-                    mean = self.context.mean(sum(window) / len(window))
+                    means = self._log_means(window)
                     window.clear()
-                    self.train_rows.append({"iteration": self.iteration, "loss": f"{mean:.6g}", "lr": f"{lr:.6g}",
-                                            "seconds": f"{self.seconds:.1f}"})
-                    progress.set_postfix(loss=f"{mean:.4g}", lr=f"{lr:.2g}")
+                    self.train_rows.append({"iteration": self.iteration, **{k: f"{v:.6g}" for k, v in means.items()},
+                                            "lr": f"{lr:.6g}", "seconds": f"{self.seconds:.1f}"})
+                    progress.set_postfix(loss=f"{means['loss']:.4g}", lr=f"{lr:.2g}")
                     if writer is not None:
-                        writer.add_scalar("train/loss", mean, self.iteration)
-                        writer.add_scalar("train/lr", lr, self.iteration)
+                        for key, value in {**means, "lr": lr}.items():
+                            writer.add_scalar(f"train/{key}", value, self.iteration)
                 if self.iteration % self.train_options["val_every"] == 0 or self.iteration == self.total:
                     self._validate(writer)
                 stop_after = self.train_options["stop_after"]
@@ -270,9 +277,18 @@ class Trainer:
         ``network`` is the model as trained (wrapped for DDP by :meth:`run`), the model itself by default.
         """
         network = self.model if network is None else network
-        device = self.context.device
-        inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-        loss = self.loss_fn(network(inputs), targets)
+        inputs, targets = self._to_device(inputs, targets)
+        return self._update(self.loss_fn(network(inputs), targets))
+
+    def phases(self) -> list[tuple[int, int]]:
+        """(first iteration, iterations) of each stretch whose steps cost alike (for the estimate)."""
+        return [(0, self.total)]
+
+    def _to_device(self, *tensors: torch.Tensor) -> list[torch.Tensor]:
+        return [t.to(self.context.device, non_blocking=True) for t in tensors]
+
+    def _update(self, loss: torch.Tensor) -> float:
+        """One step of the model's optimizer and scheduler on ``loss`` (checked finite); returns its value."""
         value = float(loss.detach())
         if self.context.any(not math.isfinite(value)):
             raise FloatingPointError(
@@ -292,7 +308,7 @@ class Trainer:
             val_loss, val_psnr = validate(self.model, self.loss_fn, self.val_images, self.context.device, self.border)
             self.val_rows.append({"iteration": self.iteration, "val_loss": f"{val_loss:.6g}", "val_psnr": f"{val_psnr:.4f}"})
             for key, value, better in (("val_loss", val_loss, val_loss.__lt__), ("val_psnr", val_psnr, val_psnr.__gt__)):
-                if key not in self.best or better(self.best[key]["value"]):
+                if self._selectable() and (key not in self.best or better(self.best[key]["value"])):
                     self.best[key] = {"value": value, "iteration": self.iteration}
                     save_weights(self.folder / BEST_FILES[key], self.model)
             if writer is not None:
@@ -300,13 +316,25 @@ class Trainer:
                 writer.add_scalar("val/psnr", val_psnr, self.iteration)
         self.context.barrier()
 
-    def _wrapped(self) -> nn.Module:
+    def _log_means(self, window: list[float]) -> dict[str, float]:
+        """The logged means (over the last ``log_every`` iterations and the processes)."""
+        return {"loss": self.context.mean(sum(window) / len(window))}
+
+    def _selectable(self) -> bool:
+        """Whether the current weights may become the best ones."""
+        return True
+
+    def _networks(self) -> nn.Module:
+        """The model as trained (wrapped for DDP)."""
+        return self._wrap(self.model)
+
+    def _wrap(self, module: nn.Module) -> nn.Module:
         if not self.context.distributed:
-            return self.model
+            return module
         from torch.nn.parallel import DistributedDataParallel
 
         device_ids = [self.context.device.index] if self.context.device.type == "cuda" else None
-        return DistributedDataParallel(self.model, device_ids=device_ids)
+        return DistributedDataParallel(module, device_ids=device_ids)
 
     def _loader(self) -> torch.utils.data.DataLoader:
         sampler = IterationSampler(self.iteration, self.total, self.data_options["batch_size"], self.context.rank,

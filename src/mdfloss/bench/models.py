@@ -1,4 +1,4 @@
-"""Restoration networks of the paper's evaluation: EDSR (baseline), SRResNet and DnCNN.
+"""Restoration networks of the paper's evaluation (EDSR baseline, SRResNet, DnCNN) and ESRGAN's.
 
 Images are (N, 3, H, W) in [0, 1]; outputs are not clamped. Sizes (``size=``):
 
@@ -8,6 +8,7 @@ model         ``paper``                                              ``small`` (
 edsr          16 residual blocks, 64 channels, x4 (1,517,571 params)  4 blocks, 32 channels
 srresnet      16 residual blocks, 64 channels, x4 (1,550,659 params)  4 blocks, 32 channels
 dncnn         20 layers, 64 channels (669,379 params)                 8 layers, 32 channels
+rrdb          23 RRDBs, 64 channels, growth 32, x4 (16,697,987)       2 RRDBs, 16 channels, growth 8
 ============  =====================================================  ==========================
 
 * EDSR baseline (Lim et al. 2017): mean shift, head conv, B x (conv-ReLU-conv) + residual with
@@ -19,6 +20,13 @@ dncnn         20 layers, 64 channels (669,379 params)                 8 layers, 
 * DnCNN (Zhang et al. 2017): conv-ReLU, (D - 2) x (conv-BN-ReLU), conv, predicting the residual:
   output = input - network(input). D = 20 is the depth of their blind colour (CDnCNN-B) and
   JPEG (DnCNN-3) models.
+* RRDB network, ESRGAN's generator (Wang et al. 2018): conv, B x RRDB, conv, global skip,
+  log2(scale) x (nearest x2, conv, LeakyReLU 0.2), conv-LeakyReLU, output conv; no batch norm.
+  An RRDB is 3 dense blocks, ``y = x + 0.2 * (RDB3 o RDB2 o RDB1)(x)``; a dense block has 5
+  convs, conv k (k = 1..4) maps the concatenation ``[x, h_1 .. h_{k-1}]`` (F + (k-1) G channels)
+  to G channels followed by LeakyReLU 0.2, conv 5 maps F + 4G to F, ``y = x + 0.2 h_5``.
+* :class:`PatchDiscriminator`, ESRGAN's VGG-style discriminator made fully convolutional (see
+  there; not a restoration network, built with :func:`build_discriminator`).
 
 ``start_from_input=True`` (off by default, on in the ``cpu-mini`` preset) makes the untrained
 network return its input: the last convolution starts at zero and, for EDSR and SRResNet, the
@@ -44,14 +52,19 @@ MODEL_SIZES: dict[str, dict[str, dict[str, int]]] = {
     "edsr": {"paper": {"blocks": 16, "features": 64}, "small": {"blocks": 4, "features": 32}},
     "srresnet": {"paper": {"blocks": 16, "features": 64}, "small": {"blocks": 4, "features": 32}},
     "dncnn": {"paper": {"depth": 20, "features": 64}, "small": {"depth": 8, "features": 32}},
+    "rrdb": {"paper": {"blocks": 23, "features": 64, "growth": 32},
+             "small": {"blocks": 2, "features": 16, "growth": 8}},
 }
-MODEL_TASKS = {"edsr": ("sisr",), "srresnet": ("sisr",), "dncnn": ("denoise", "jpeg")}
+MODEL_TASKS = {"edsr": ("sisr",), "srresnet": ("sisr",), "dncnn": ("denoise", "jpeg"), "rrdb": ("sisr",)}
+DISCRIMINATOR_SIZES: dict[str, dict[str, int]] = {"paper": {"features": 64, "stages": 5},
+                                                  "small": {"features": 16, "stages": 4}}
+RES_SCALE = 0.2
+"""ESRGAN's residual scaling inside and around its dense blocks."""
 
 
 def _upsampler(features: int, scale: int, prelu: bool) -> nn.Sequential:
     """Sub-pixel convolution: log2(scale) x [conv(F -> 4F), PixelShuffle(2), PReLU if ``prelu``]."""
-    if scale < 1 or scale & (scale - 1):
-        raise ValueError(f"scale: expected a power of two (1, 2, 4, 8), got {scale}")
+    _check_scale(scale)
     layers: list[nn.Module] = []
     for _ in range(scale.bit_length() - 1):
         layers += [nn.Conv2d(features, 4 * features, 3, padding=1), nn.PixelShuffle(2)]
@@ -160,7 +173,100 @@ class DnCNN(nn.Module):
         return x - self.body(x)
 
 
-MODELS: dict[str, type[nn.Module]] = {"edsr": EDSR, "srresnet": SRResNet, "dncnn": DnCNN}
+def _lrelu() -> nn.LeakyReLU:
+    return nn.LeakyReLU(0.2, inplace=True)
+
+
+class _DenseBlock(nn.Module):
+    """ESRGAN's residual dense block of 5 convs (see the module docstring)."""
+
+    def __init__(self, features: int, growth: int) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(features + k * growth, growth, 3, padding=1) for k in range(4))
+        self.fuse = nn.Conv2d(features + 4 * growth, features, 3, padding=1)
+        self.act = _lrelu()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        state = [x]
+        for conv in self.convs:
+            state.append(self.act(conv(torch.cat(state, 1))))
+        return x + RES_SCALE * self.fuse(torch.cat(state, 1))
+
+
+class _RRDB(nn.Module):
+    """Residual-in-residual dense block: ``x + 0.2 * (RDB3 o RDB2 o RDB1)(x)``."""
+
+    def __init__(self, features: int, growth: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*(_DenseBlock(features, growth) for _ in range(3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + RES_SCALE * self.body(x)
+
+
+class RRDBNet(nn.Module):
+    """ESRGAN's generator: (N, 3, H, W) -> (N, 3, scale H, scale W)."""
+
+    def __init__(self, *, blocks: int = 23, features: int = 64, growth: int = 32, scale: int = 4,
+                 start_from_input: bool = False) -> None:
+        super().__init__()
+        _check_positive(blocks=blocks, features=features, growth=growth)
+        _check_scale(scale)
+        self.scale = scale
+        self.start_from_input = start_from_input
+        self.head = nn.Conv2d(3, features, 3, padding=1)
+        self.body = nn.Sequential(*(_RRDB(features, growth) for _ in range(blocks)),
+                                  nn.Conv2d(features, features, 3, padding=1))
+        self.upsample = nn.Sequential(*(layer for _ in range(scale.bit_length() - 1)
+                                        for layer in (nn.Upsample(scale_factor=2, mode="nearest"),
+                                                      nn.Conv2d(features, features, 3, padding=1), _lrelu())))
+        self.tail = nn.Sequential(nn.Conv2d(features, features, 3, padding=1), _lrelu(),
+                                  nn.Conv2d(features, 3, 3, padding=1))
+        if start_from_input:
+            _zero(self.tail[-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.head(x)
+        out = self.tail(self.upsample(h + self.body(h)))
+        return out + _bicubic(x, self.scale) if self.start_from_input else out
+
+
+class PatchDiscriminator(nn.Module):
+    """ESRGAN's VGG-style discriminator, fully convolutional: (N, 3, H, W) -> logits (N, 1, H/2^S, W/2^S).
+
+    A 3x3 conv (F channels) + LeakyReLU 0.2, then S stages: a 4x4 stride-2 conv (halves the
+    size) and, but in the last stage, a 3x3 conv to the next stage's width, each conv followed
+    by batch norm and LeakyReLU 0.2; widths ``F * min(2^s, 8)``. With F = 64 and S = 5 this is
+    ESRGAN's 10-conv body (64, 64, 128, 128, 256, 256, 512, 512, 512, 512 channels). ESRGAN's
+    dense head (built for 128 px inputs) becomes a 3x3 conv to one logit per location, so any
+    patch size of at least 2^S px works.
+    """
+
+    def __init__(self, *, features: int = 64, stages: int = 5) -> None:
+        super().__init__()
+        _check_positive(features=features, stages=stages)
+        widths = [features * min(2 ** s, 8) for s in range(stages)]
+        layers: list[nn.Module] = [nn.Conv2d(3, features, 3, padding=1), _lrelu()]
+        for s, width in enumerate(widths):
+            layers += [nn.Conv2d(width, width, 4, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), _lrelu()]
+            if s + 1 < stages:
+                layers += [nn.Conv2d(width, widths[s + 1], 3, padding=1, bias=False), nn.BatchNorm2d(widths[s + 1]),
+                           _lrelu()]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Conv2d(widths[-1], 1, 3, padding=1)
+        self.features, self.stages = features, stages
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+def build_discriminator(size: str = "paper", **overrides: int) -> PatchDiscriminator:
+    """A :class:`PatchDiscriminator` of a documented ``size`` (``paper``: F 64, S 5; ``small``: F 16, S 4)."""
+    check_choice("gan.discriminator", size, sorted(DISCRIMINATOR_SIZES))
+    return PatchDiscriminator(**{**DISCRIMINATOR_SIZES[size], **overrides})
+
+
+MODELS: dict[str, type[nn.Module]] = {"edsr": EDSR, "srresnet": SRResNet, "dncnn": DnCNN, "rrdb": RRDBNet}
 
 
 def check_model(name: str, task: str, size: str, prefix: str = "model.") -> None:
@@ -201,3 +307,8 @@ def _bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:
 def _check_positive(**values: int) -> None:
     for key, value in values.items():
         check_int(key, value, minimum=1)
+
+
+def _check_scale(scale: int) -> None:
+    if scale < 1 or scale & (scale - 1):
+        raise ValueError(f"scale: expected a power of two (1, 2, 4, 8), got {scale}")

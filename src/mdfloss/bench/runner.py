@@ -9,7 +9,8 @@ Output folder layout (``OUT``)::
     <experiment>/reference/<dataset>/<image>-{target,input}.png
     <experiment>/input_results.csv  the degraded input's own metrics (bicubic upsampling for SR)
     <experiment>/<loss>/          a run: checkpoint, best weights, logs (fit.py),
-                                  results.csv and images/<dataset>/<image>.png
+                                  results.csv and images/<dataset>/<image>.png;
+                                  discriminator.safetensors for a GAN run (gan.py)
 
 A run whose ``results.csv`` exists is complete; ``--resume`` skips it and continues the others
 from their checkpoints.
@@ -47,7 +48,8 @@ from .experiment import (
     load_eval_sets,
     set_up,
 )
-from .fit import BEST_FILES, CHECKPOINT, Trainer, load_weights
+from .fit import BEST_FILES, CHECKPOINT, load_weights
+from .gan import DISCRIMINATOR_FILE, make_trainer
 from .manifest import (
     INPUT_RESULTS,
     RESULTS,
@@ -124,13 +126,14 @@ def _measure_input(experiment: Experiment, test_sets: EvalSets, metrics: Any, co
 
 def _train(setup: Setup, run: LossRun, folder: Path, val_sets: EvalSets, context: Context, resume: bool,
            stop: StopFlag | None, description_text: str) -> tuple[torch.nn.Module, Any]:
-    """Train the network with ``run``'s loss (from its checkpoint when resuming)."""
+    """Train the network with ``run``'s loss (its content loss when ``gan.enabled``), from its
+    checkpoint when resuming."""
     experiment = setup.experiment
     config = experiment.config
     loss_fn = build_run_loss(experiment, run, context.device)
     torch.manual_seed(config["train"]["seed"])
     model = build_run_model(config)
-    trainer = Trainer(
+    trainer = make_trainer(
         folder=folder, model=model, loss_fn=loss_fn, patches=setup.patches, config=config, total=setup.total,
         identity=identity(config, run, setup.total, [p.name for p in experiment.train_paths]), context=context,
         val_images=val_sets.get("val"), border=experiment.border, stop=stop, description=description_text,
@@ -151,11 +154,12 @@ def _test(experiment: Experiment, run: LossRun, folder: Path, model: torch.nn.Mo
     rows = evaluate(model, test_sets, metrics, device=context.device, labels=labels, image_dir=image_dir)
     write_csv(folder / RESULTS, RESULT_FIELDS, [format_row(r) for r in rows])
     out = experiment.out
+    gan = {"discriminator": str((folder / DISCRIMINATOR_FILE).relative_to(out))} if config["gan"]["enabled"] else {}
     return _run_record(run, {
         "iterations": result.iterations, "train_seconds": round(result.seconds, 1),
         "eval_seconds": round(time.perf_counter() - started, 1), "selected": selection,
         "best": result.best, "folder": str(folder.relative_to(out)),
-        "checkpoint": str((folder / CHECKPOINT).relative_to(out)),
+        "checkpoint": str((folder / CHECKPOINT).relative_to(out)), **gan,
     })
 
 
