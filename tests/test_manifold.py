@@ -71,3 +71,19 @@ def test_one_photo_cannot_be_cross_validated(tmp_path, capsys):
     assert main(["analyze", "manifold", "--loss", str(tmp_path / "tiny.safetensors"), "--images",
                  str(tmp_path / "photos"), "--crop", "32", "--out", str(tmp_path / "out")]) == 2
     assert "expected at least 2 photos" in capsys.readouterr().err
+
+
+def test_a_gan_discriminator_is_described_by_its_last_feature_maps(tmp_path):
+    from mdfloss.bench.gan import save_discriminator
+    from mdfloss.bench.models import build_discriminator
+
+    write_images(tmp_path / "photos", 3, (64, 64), seed=5)
+    torch.manual_seed(0)
+    save_discriminator(tmp_path / "run" / "discriminator.safetensors", build_discriminator("small"), 0)
+    out = tmp_path / "out"
+    assert main(["analyze", "manifold", "--discriminator", str(tmp_path / "run" / "discriminator.safetensors"),
+                 "--images", str(tmp_path / "photos"), "--crop", "32", "--crops-per-image", "2",
+                 "--out", str(out)]) == 0
+    with open(out / "separability.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert {r["loss"] for r in rows} == {"gan:run"} and [r["scale"] for r in rows] == ["all"] * 3 + ["0"] * 3

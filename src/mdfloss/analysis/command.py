@@ -124,8 +124,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     f"{SEPARABILITY_MD}) and 2-D/3-D t-SNE plots per loss (tsne-LOSS-2d.png, -3d.png).",
     )
     manifold.set_defaults(command_name="analyze manifold")
-    manifold.add_argument("--loss", action="append", required=True, metavar="NAME_OR_FILE",
+    manifold.add_argument("--loss", action="append", default=[], metavar="NAME_OR_FILE",
                           help="an MDF loss: a pretrained name, a .safetensors file or an authors' Ds_*.pth (repeat)")
+    manifold.add_argument("--discriminator", action="append", default=[], type=Path, metavar="FILE",
+                          help="a GAN run's discriminator.safetensors (mdfloss bench GAN runs; repeat)")
     manifold.add_argument("--images", type=Path, action="append", required=True, metavar="DIR",
                           help="a folder of photos (repeatable)")
     manifold.add_argument("--crop", type=_int_at_least(32), default=128, metavar="PX", help="crop side (default 128)")
@@ -303,9 +305,11 @@ def _manifold(args: argparse.Namespace) -> int:
     from ..loss import MDFLoss
     from ..losses import build_loss
     from . import report
-    from .manifold import VERSIONS, descriptors, photo_crops, separability
+    from .manifold import VERSIONS, GANFeatures, descriptors, photo_crops, separability
 
     device = _device(args.device)
+    if not args.loss and not args.discriminator:
+        raise ValueError("--loss / --discriminator: expected at least one MDF loss or GAN discriminator, got none")
     losses = {}
     for text in args.loss:
         spec = loss_spec(text)
@@ -313,6 +317,11 @@ def _manifold(args: argparse.Namespace) -> int:
         if not isinstance(loss, MDFLoss):
             raise ValueError(f"--loss: expected an MDF loss (a name, a .safetensors or a Ds_*.pth), got {text!r}")
         losses[loss_label(spec)] = loss
+    if args.discriminator:
+        from ..bench.gan import load_discriminator
+
+        for path in args.discriminator:
+            losses[f"gan:{path.parent.name}"] = GANFeatures(load_discriminator(path, device))
     paths = [path for folder in args.images for path in list_images(folder, "--images")]
     crops, photos = [], []
     for index, path in enumerate(paths):

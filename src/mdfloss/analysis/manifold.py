@@ -12,6 +12,9 @@ its discriminators. Then, per loss and per discriminator:
   (0.5 = chance, 1 = perfectly separated; folds keep every version of a photo together);
 * **t-SNE** of the loss's descriptors in 2-D and 3-D, coloured by version: a picture, not a
   measurement, so the accuracy table is what to read.
+
+A GAN's discriminator (``discriminator.safetensors`` of a ``mdfloss bench`` GAN run, paper Fig. 11)
+is described the same way by its last feature maps (:class:`GANFeatures`), as one "scale".
 """
 
 from __future__ import annotations
@@ -50,6 +53,19 @@ def photo_crops(path: object, size: int, count: int) -> list[torch.Tensor]:
     height, width = pixels.shape[-2:]
     corners = [(top, left) for top in range(0, height - size + 1, size) for left in range(0, width - size + 1, size)]
     return [pixels[:, top:top + size, left:left + size] for top, left in corners[:count]]
+
+
+class GANFeatures(torch.nn.Module):
+    """A GAN discriminator's body as a feature extractor with the interface :func:`descriptors` uses."""
+
+    def __init__(self, discriminator: torch.nn.Module) -> None:
+        super().__init__()
+        self.discriminator = discriminator.eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def feature_maps(self, images: torch.Tensor) -> dict[int, list[torch.Tensor]]:
+        """``{0: [the last feature maps]}`` of (N, 3, H, W) images in [0, 1]."""
+        return {0: [self.discriminator.body(images)]}
 
 
 def four_versions(image: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
