@@ -74,6 +74,13 @@ def _int_at_least(minimum: int):
     return parse
 
 
+def _add_device_and_threads(parser: argparse.ArgumentParser, device: bool = True) -> None:
+    if device:
+        parser.add_argument("--device", default="cpu", help="torch device of the losses (default: cpu)")
+    parser.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N",
+                        help="CPU threads for torch (default: torch's; 1 is fastest on a busy shared machine)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     analyses = parser.add_subparsers(dest="analysis", metavar="ANALYSIS", required=True)
     sub = analyses.add_parser(
@@ -112,9 +119,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "(default: all; the authors' code uses 8)")
     sub.add_argument("--per-scale", action="store_true",
                      help="also evaluate each discriminator of every MDF loss alone, and tabulate its share")
-    sub.add_argument("--device", default="cpu", help="torch device of the losses (default: cpu)")
-    sub.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N",
-                     help="CPU threads for torch (default: torch's; 1 is fastest on a busy shared machine)")
+    _add_device_and_threads(sub)
 
     manifold = analyses.add_parser(
         "manifold", help="what each discriminator separates: original, JPEG, blurred and pyramid-permuted crops",
@@ -135,8 +140,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="non-overlapping crops per photo (default 4)")
     manifold.add_argument("--seed", type=int, default=0, help="seed of the JPEG qualities, permutations, t-SNE")
     manifold.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
-    manifold.add_argument("--device", default="cpu", help="torch device of the losses (default: cpu)")
-    manifold.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N", help="CPU threads for torch")
+    _add_device_and_threads(manifold)
 
     shares = analyses.add_parser(
         "gradients", help="which discriminators drive a bench run's training: per-scale loss and gradient shares",
@@ -150,7 +154,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shares.add_argument("--loss", action="append", required=True, metavar="LABEL",
                         help="an MDF run of the experiment, e.g. mdf or mdf-official; repeat for several")
     shares.add_argument("--out", type=Path, required=True, metavar="DIR", help=f"folder for {SHARES_CSV} and {SHARES_MD}")
-    shares.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N", help="CPU threads for torch")
+    _add_device_and_threads(shares, device=False)
 
 
     iqa = analyses.add_parser(
@@ -188,8 +192,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="feature set of every MDF loss (default: the library's, 'paper')")
     iqa.add_argument("--mdf-scales", type=_int_at_least(1), default=None, metavar="N",
                      help="use the coarsest N discriminators of every MDF loss (default: all)")
-    iqa.add_argument("--device", default="cpu", help="torch device of the losses and metrics (default: cpu)")
-    iqa.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N", help="CPU threads for torch")
+    _add_device_and_threads(iqa)
 
 
 def loss_spec(text: str) -> str:
