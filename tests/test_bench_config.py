@@ -142,3 +142,25 @@ def test_epochs_count_batches_of_patches():
     config = experiment_config([{"base": "jpeg-dncnn"}, {"train": {"epochs": 3, "patches_per_image": 5},
                                                          "data": {"batch_size": 4}}])
     assert total_iterations(config, 10) == 3 * 13  # ceil(10 * 5 / 4) = 13 batches per epoch
+
+
+def test_a_mapping_of_another_type_replaces_the_built_in_one(tmp_path):
+    """An Adam optimizer over the denoising experiment's SGD: nothing of SGD's settings survives."""
+    config = tmp_path / "adam.yaml"
+    config.write_text("task: denoise\nmodel: {type: dncnn}\ntrain:\n  optimizer: {type: adam, lr: 1.0e-3}\n")
+    (resolved,) = build_configs(parse(["--config", str(config), "--out", str(tmp_path)]))
+    assert resolved["train"]["optimizer"] == {"type": "adam", "lr": 1.0e-3}
+    (same_type,) = build_configs(parse(["--task", "denoise", "--model", "dncnn", "--out", str(tmp_path),
+                                        "--set", "train.optimizer.lr=0.05"]))
+    assert same_type["train"]["optimizer"] == {"type": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True,
+                                               "weight_decay": 1.0e-4}
+
+
+def test_a_null_optimizer_option_takes_the_default():
+    import torch
+
+    from mdfloss.bench.fit import build_optimizer
+
+    options = {"type": "sgd", "lr": 0.1, "momentum": None, "nesterov": False}
+    optimizer = build_optimizer(options, [torch.nn.Parameter(torch.zeros(1))])
+    assert optimizer.defaults["momentum"] == 0
