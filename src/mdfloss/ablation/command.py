@@ -8,7 +8,9 @@
 DATA is ``--train-dir D --val-dir D --test-dir D`` as for ``mdfloss bench``. ``seeds`` and
 ``seed-count`` first make their seeds and train one loss per variant (phase 1, fast preset,
 ``--jobs`` at a time), then benchmark them on the cpu protocol; ``scales`` and ``task`` run the
-bench presets ``ablation-scales`` and ``ablation-task``. Rerun the same command to resume.
+bench presets ``ablation-scales`` and ``ablation-task``. Rerun the same command to resume;
+``--reuse DIR`` takes over runs that a benchmark folder already finished with the same settings
+(the task matrix's diagonal is the cpu preset's ``mdf`` column).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ablation.add_argument("--jobs", type=int, default=2, help="runs at once, one core each (default 2)")
         ablation.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                               help="override a bench config key, as mdfloss bench --set (repeatable)")
+        ablation.add_argument("--reuse", type=Path, metavar="DIR",
+                              help="take over runs finished in benchmark folder DIR with the same settings, "
+                                   "as mdfloss bench --reuse (e.g. the cpu preset's mdf runs)")
         if name in ("seeds", "seed-count"):
             ablation.add_argument("--task", choices=("sisr", "denoise", "jpeg"), default="sisr",
                                   help="the task of the losses and of the benchmark (default sisr)")
@@ -66,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     bench = ["bench", *data, "--jobs", str(args.jobs), "--resume", "--out", str(args.out)]
     for assignment in args.assignments:
         bench += ["--set", assignment]
+    if args.reuse is not None:
+        bench += ["--reuse", str(args.reuse)]
     if args.ablation in ("scales", "task"):
         return main([*bench, "--preset", f"ablation-{args.ablation}"])
     from .._files import list_images

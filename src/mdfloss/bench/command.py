@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="train N runs at once in separate processes (on a CPU: N cores, train.threads each)")
     parser.add_argument("--resume", action="store_true", help="continue runs from their checkpoints, skip finished ones")
+    parser.add_argument("--reuse", type=Path, metavar="DIR",
+                        help="take over runs finished in benchmark folder DIR with the same settings and loss weights")
     parser.add_argument("--stop-after", type=int, metavar="N", help="stop each run after N iterations, as if killed")
     parser.add_argument("--estimate", action="store_true", help="time a few iterations per loss and print the expected duration")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the report from OUT/results.csv")
@@ -68,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     configs = build_configs(args)
     check_int("--jobs", args.jobs, minimum=1)
+    if args.reuse is not None and not (args.reuse / "manifest.json").is_file():
+        raise ValueError(f"--reuse: expected a benchmark folder (with manifest.json), got {str(args.reuse)!r}")
     from ..cli import scoped_threads
     from .distributed import Context, setup, teardown
 
@@ -100,12 +104,12 @@ def _train_all(configs: list[dict[str, Any]], out: Path, context: Any, args: arg
     try:
         if args.jobs > 1:
             train_in_parallel(configs, out, args.jobs, resume=args.resume, device=context.device,
-                              threads=configs[0]["train"]["threads"] or 1)
+                              threads=configs[0]["train"]["threads"] or 1, reuse=args.reuse)
         else:
             stop = StopFlag()
             with stop_on_signals(stop):
                 for config in configs:
-                    run_experiment(config, out, context, resume=args.resume, stop=stop)
+                    run_experiment(config, out, context, resume=args.resume, stop=stop, reuse=args.reuse)
     except TrainingInterrupted as interrupted:
         if context.is_main:
             print(f"mdfloss bench: {interrupted}", file=sys.stderr)

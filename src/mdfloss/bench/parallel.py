@@ -48,7 +48,7 @@ def _relative_cost(spec: str) -> float:
 
 
 def train_in_parallel(configs: list[dict[str, Any]], out: Path, jobs: int, *, resume: bool, device: torch.device,
-                      threads: int) -> None:
+                      threads: int, reuse: Path | None = None) -> None:
     """Prepare every experiment here, then train its pending runs in ``jobs`` processes.
 
     Raises TrainingInterrupted when stopped by a signal, RuntimeError naming the run that failed.
@@ -71,7 +71,7 @@ def train_in_parallel(configs: list[dict[str, Any]], out: Path, jobs: int, *, re
         while running or (tasks and failure is None and not stop.requested):
             while tasks and len(running) < jobs and failure is None and not stop.requested:
                 config, label = tasks.pop(0)
-                process = spawn.Process(target=_train_one, args=(config, out, label, device, threads, errors),
+                process = spawn.Process(target=_train_one, args=(config, out, label, device, threads, reuse, errors),
                                         name=f"mdfloss-bench {config['name']} {label}")
                 process.start()
                 running[process.sentinel] = (process, f"{config['name']} {label}")
@@ -91,7 +91,7 @@ def train_in_parallel(configs: list[dict[str, Any]], out: Path, jobs: int, *, re
 
 
 def _train_one(config: dict[str, Any], out: Path, label: str, device: torch.device, threads: int,
-               errors: Any) -> None:
+               reuse: Path | None, errors: Any) -> None:
     """A worker process: one run on ``threads`` threads; exit 130 when stopped, 1 on an error."""
     import sys
 
@@ -101,7 +101,7 @@ def _train_one(config: dict[str, Any], out: Path, label: str, device: torch.devi
     stop = StopFlag()
     try:
         with stop_on_signals(stop):
-            run_experiment(config, out, Context(device=device), resume=True, stop=stop, only=label)
+            run_experiment(config, out, Context(device=device), resume=True, stop=stop, only=label, reuse=reuse)
     except TrainingInterrupted:
         sys.exit(EXIT_INTERRUPTED)
     except Exception as error:  # reported by the main process, which stops the other runs

@@ -57,6 +57,7 @@ from .manifest import (
     record_run,
     recorded_runs,
 )
+from .reuse import find_finished_run, loss_digest, take_over
 
 
 @dataclass
@@ -87,9 +88,10 @@ def prepare_experiment(config: dict[str, Any], out: Path, context: Context) -> P
 
 
 def run_experiment(config: dict[str, Any], out: Path, context: Context, *, resume: bool,
-                   stop: StopFlag | None = None, only: str | None = None) -> None:
+                   stop: StopFlag | None = None, only: str | None = None, reuse: Path | None = None) -> None:
     """Train, select and test the network with every loss (or only the loss labelled ``only``);
-    results go to the run folders and the manifest."""
+    results go to the run folders and the manifest. A run finished in the benchmark folder
+    ``reuse`` with the same settings is taken over instead of trained (:mod:`.reuse`)."""
     prepared = prepare_experiment(config, out, context)
     setup, val_sets, test_sets, metrics = prepared.setup, prepared.val_sets, prepared.test_sets, prepared.metrics
     experiment = setup.experiment
@@ -106,9 +108,10 @@ def run_experiment(config: dict[str, Any], out: Path, context: Context, *, resum
                 record_run(out, name, run.label, _run_record(run, {"folder": str(folder.relative_to(out))}))
             continue
         description_text = f"{name} {run.label} [{index}/{len(setup.runs)}]"
-        model, result = _train(setup, run, folder, val_sets, context, resume, stop, description_text)
+        model, result, provenance = _train(setup, run, folder, val_sets, context, resume, stop, description_text, reuse)
         if context.is_main:
-            record_run(out, name, run.label, _test(experiment, run, folder, model, result, test_sets, metrics, context))
+            record = _test(experiment, run, folder, model, result, test_sets, metrics, context)
+            record_run(out, name, run.label, {**record, **provenance})
         context.barrier()
 
 
@@ -125,20 +128,36 @@ def _measure_input(experiment: Experiment, test_sets: EvalSets, metrics: Any, co
 
 
 def _train(setup: Setup, run: LossRun, folder: Path, val_sets: EvalSets, context: Context, resume: bool,
-           stop: StopFlag | None, description_text: str) -> tuple[torch.nn.Module, Any]:
+           stop: StopFlag | None, description_text: str,
+           reuse: Path | None) -> tuple[torch.nn.Module, Any, dict[str, str]]:
     """Train the network with ``run``'s loss (its content loss when ``gan.enabled``), from its
-    checkpoint when resuming."""
+    checkpoint when resuming, or take the training over from ``reuse``.
+
+    Returns the model, the training result and the run's provenance (``loss_digest``, and
+    ``reused_from`` when taken over) for the manifest."""
     experiment = setup.experiment
     config = experiment.config
     loss_fn = build_run_loss(experiment, run, context.device)
+    provenance = {"loss_digest": loss_digest(loss_fn)}
+    run_identity = identity(config, run, setup.total, [p.name for p in experiment.train_paths])
+    started_before = (folder / CHECKPOINT).is_file()
+    context.barrier()
+    if reuse is not None and context.is_main and not started_before:
+        source = find_finished_run(reuse, config["name"], config, run_identity, provenance["loss_digest"])
+        if source is not None:
+            take_over(source, folder)
+            provenance["reused_from"] = str(source)
+            print(f"{description_text}: training taken over from {source}", flush=True)
+    context.barrier()
+    taken_over = not started_before and (folder / CHECKPOINT).is_file()
     torch.manual_seed(config["train"]["seed"])
     model = build_run_model(config)
     trainer = make_trainer(
         folder=folder, model=model, loss_fn=loss_fn, patches=setup.patches, config=config, total=setup.total,
-        identity=identity(config, run, setup.total, [p.name for p in experiment.train_paths]), context=context,
+        identity=run_identity, context=context,
         val_images=val_sets.get("val"), border=experiment.border, stop=stop, description=description_text,
     )
-    return model, trainer.run(resume=resume)
+    return model, trainer.run(resume=resume or taken_over), provenance
 
 
 def _test(experiment: Experiment, run: LossRun, folder: Path, model: torch.nn.Module, result: Any,
