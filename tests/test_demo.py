@@ -32,3 +32,24 @@ def test_demo_writes_the_strip_the_curves_and_a_summary(tmp_path):
 def test_demo_refuses_a_crop_larger_than_the_image(tmp_path, capsys):
     assert cli.main(["demo", "--out", str(tmp_path), "--skip-training", "--steps", "1", "--size", "400"]) == 2
     assert "size: expected at most the image's shorter side 288, got 400" in capsys.readouterr().err
+
+
+def test_the_quick_loss_trains_on_one_thread_whatever_the_default(tmp_path, monkeypatch):
+    import torch
+
+    from mdfloss import train
+
+    seen = []
+
+    def fake_train_loss(seed, out, **options):
+        seen.append(torch.get_num_threads())
+        raise RuntimeError("stop after phase 1 started")
+
+    monkeypatch.setattr(train, "train_loss", fake_train_loss)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert cli.main(["demo", "--out", str(tmp_path), "--steps", "1", "--size", "24"]) == 1
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
