@@ -1,4 +1,4 @@
-"""``mdfloss bench`` end to end on tiny images: results, report, resume, estimate, skipped losses."""
+"""``mdfloss bench`` end to end on tiny images: results, report, resume, reuse, estimate, skipped losses."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from test_bench_data import write_images
 
 from mdfloss import read_metadata, save_pyramid
 from mdfloss.bench.command import EXIT_INTERRUPTED
+from mdfloss.bench.reuse import loss_digest
 from mdfloss.cli import main
+from mdfloss.losses import build_loss
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +185,55 @@ def test_gradient_shares_project_each_scale_on_the_whole_loss_gradient():
         (own,) = torch.autograd.grad(part(leaf, target), leaf)
         assert abs(value - float(part(output, target))) < 1e-6
         assert abs(share - float((own * whole).sum() / whole.square().sum())) < 1e-6
+
+
+# --reuse DIR: finished trainings are taken over only when nothing that matters differs
+
+
+def recorded_runs(out):
+    return json.loads((out / "manifest.json").read_text())["experiments"]["sisr-edsr"]["runs"]
+
+
+def test_runs_with_the_same_settings_are_taken_over_and_tested_again(folders, finished, tmp_path):
+    arguments = ["--losses", "l2,mdf", "--mdf", str(folders / "tiny.safetensors"), "--reuse", str(finished)]
+    assert main(bench_args(folders, tmp_path, *arguments)) == 0
+    for label in ("l2", "mdf"):
+        record = recorded_runs(tmp_path)[label]
+        assert record["reused_from"] == str(finished / "sisr-edsr" / label)
+        assert record["loss_digest"] == recorded_runs(finished)[label]["loss_digest"]
+        for name in ("checkpoint.pt", "best-val-loss.safetensors", "train_log.csv", "val_log.csv"):
+            assert (tmp_path / "sisr-edsr" / label / name).read_bytes() == (finished / "sisr-edsr" / label / name).read_bytes()
+    original = [row for row in read_rows(finished / "results.csv") if row["loss"] in ("l2", "mdf")]
+    assert read_rows(tmp_path / "results.csv") == original
+
+
+def test_other_training_or_validation_settings_are_trained_anew(folders, finished, tmp_path):
+    for index, change in enumerate(["train.optimizer.lr=5e-5", "data.val_crop=32"]):
+        out = tmp_path / str(index)
+        assert main(bench_args(folders, out, "--losses", "l2", "--set", change, "--reuse", str(finished))) == 0
+        assert "reused_from" not in recorded_runs(out)["l2"]
+
+
+def test_a_loss_file_with_other_weights_under_the_same_path_is_trained_anew(folders, tmp_path):
+    weights = tmp_path / "loss.safetensors"
+    save_pyramid(weights, make_pyramid([4, 4], seed=0), {"task": "sisr"})
+    arguments = ["--losses", "mdf", "--mdf", str(weights)]
+    assert main(bench_args(folders, tmp_path / "first", *arguments)) == 0
+    save_pyramid(weights, make_pyramid([4, 4], seed=1), {"task": "sisr"})
+    assert main(bench_args(folders, tmp_path / "second", *arguments, "--reuse", str(tmp_path / "first"))) == 0
+    assert "reused_from" not in recorded_runs(tmp_path / "second")["mdf"]
+    assert recorded_runs(tmp_path / "second")["mdf"]["loss_digest"] != recorded_runs(tmp_path / "first")["mdf"]["loss_digest"]
+
+
+def test_loss_digest_follows_the_weights_only():
+    first, same, other = (build_loss("mdf:denoise") for _ in range(3))
+    with torch.no_grad():
+        next(other.parameters()).view(-1)[0] += 1e-6
+    assert loss_digest(first) == loss_digest(same) != loss_digest(other)
+    assert loss_digest(build_loss("l2")) == ""
+
+
+def test_reuse_needs_a_benchmark_folder(folders, tmp_path, capsys):
+    assert main(bench_args(folders, tmp_path / "out", "--losses", "l2", "--reuse", str(tmp_path))) == 2
+    error = capsys.readouterr().err
+    assert "--reuse" in error and "manifest.json" in error
