@@ -12,6 +12,7 @@ Each module imports only modules listed before it (nothing reaches back to what 
   relativistic GAN loss against a patch discriminator), the trained discriminator's file;
 * :mod:`.evaluate`: testing it (8-bit outputs, every metric of :mod:`mdfloss.metrics.image`);
 * :mod:`.manifest`: the folder's record, ``manifest.json`` and ``results.csv`` (their only owner);
+* :mod:`.reuse`: finished trainings taken over from another benchmark folder (``--reuse``);
 * :mod:`.experiment`: the assembly of an experiment (folders, data, losses, network, metrics);
 * :mod:`.runner`: the run loop of one experiment; :mod:`.parallel`: its runs in N processes;
 * :mod:`.estimate`: a few timed steps of the trainer's own ``step``, scaled to the whole run;
