@@ -67,6 +67,15 @@ def test_preset_applies_common_then_own_overrides_and_filters_by_task():
     assert jpeg["degradation"]["test_qualities"] == [10, 7]
 
 
+def test_the_cpu_preset_takes_a_task_a_model_and_losses_as_written_in_the_docs():
+    argv = ["--preset", "cpu", "--task", "denoise", "--model", "dncnn", "--losses", "l2,mdf",
+            "--train-dir", "D", "--val-dir", "D", "--test-dir", "D"]
+    (config,) = build_configs(parse(argv))
+    assert config["name"] == "denoise-dncnn" and config["losses"] == ["l2", "mdf"]
+    assert config["train"]["optimizer"]["type"] == "adam" and config["train"]["iters"] == 3000
+    assert config["data"]["train_dir"] == config["data"]["val_dir"] == config["data"]["test_dir"] == "D"
+
+
 def test_mdf_flag_can_target_one_task():
     configs = build_configs(parse(["--preset", "cpu-mini", "--mdf", "jpeg=/w/j.safetensors", "--mdf", "denoise=dn"]))
     weights = {c["task"]: c["mdf"]["weights"] for c in configs}
