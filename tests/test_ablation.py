@@ -61,3 +61,24 @@ def test_a_tiny_seeds_ablation_makes_seeds_trains_losses_and_benchmarks_them(tmp
     with open(out / "results.csv", newline="") as stream:
         assert [row["loss"] for row in csv.DictReader(stream)][::3] == labels  # 3 test noise levels each
     assert main(args) == 0  # the same command again: everything is there, nothing is redone
+
+
+def test_the_task_and_scales_ablations_pass_reuse_and_no_progress_on_to_bench(monkeypatch, tmp_path):
+    from mdfloss import cli
+
+    seen = []
+    real_main = cli.main
+
+    def fake_main(argv):
+        if argv[0] == "bench":
+            seen.append(argv)
+            return 0
+        return real_main(argv)
+
+    monkeypatch.setattr(cli, "main", fake_main)
+    for name in ("task", "scales"):
+        assert real_main(["ablate", name, "--train-dir", "T", "--val-dir", "V", "--test-dir", "X",
+                          "--reuse", "docs/results/cpu", "--no-progress", "--out", str(tmp_path / name)]) == 0
+    for name, argv in zip(("task", "scales"), seen):
+        assert argv[argv.index("--preset") + 1] == f"ablation-{name}"
+        assert argv[argv.index("--reuse") + 1] == "docs/results/cpu" and "--no-progress" in argv

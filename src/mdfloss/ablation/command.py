@@ -36,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ablation.add_argument("--jobs", type=int, default=2, help="runs at once, one core each (default 2)")
         ablation.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                               help="override a bench config key, as mdfloss bench --set (repeatable)")
+        ablation.add_argument("--no-progress", action="store_true", help="no progress bars (as mdfloss bench)")
         ablation.add_argument("--reuse", type=Path, metavar="DIR",
                               help="take over runs finished in benchmark folder DIR with the same settings, "
                                    "as mdfloss bench --reuse (e.g. the cpu preset's mdf runs)")
@@ -73,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         bench += ["--set", assignment]
     if args.reuse is not None:
         bench += ["--reuse", str(args.reuse)]
+    if args.no_progress:
+        bench.append("--no-progress")
     if args.ablation in ("scales", "task"):
         return main([*bench, "--preset", f"ablation-{args.ablation}"])
     from .._files import list_images
