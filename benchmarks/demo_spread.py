@@ -26,7 +26,8 @@ import torch
 
 from mdfloss import MDFLoss
 from mdfloss._files import read_csv, write_csv
-from mdfloss.demo.command import _centre_crop, _load_rgb, reconstruct
+from mdfloss.cli import scoped_threads
+from mdfloss.demo.command import BUNDLED_IMAGE, _centre_crop, _load_rgb, reconstruct
 from mdfloss.train import train_loss
 
 FIELDS = ["scales", "iters", "threads", "rng_seed", "psnr_db", "train_seconds"]
@@ -34,13 +35,13 @@ FIELDS = ["scales", "iters", "threads", "rng_seed", "psnr_db", "train_seconds"]
 
 def quick_loss_psnr(photo: Path, scales: int, iters: int, threads: int, rng_seed: int) -> tuple[float, float]:
     """Train a SISR loss like the demo's with ``threads`` and ``rng_seed``; returns (PSNR dB, training s)."""
-    torch.set_num_threads(threads)
     target = _centre_crop(_load_rgb(photo), 128)
     start = torch.rand(target.shape, generator=torch.Generator().manual_seed(0))
     with tempfile.TemporaryDirectory() as folder:
         began = time.perf_counter()
-        weights = train_loss(photo, Path(folder) / "quick.safetensors", task="sisr", preset="fast",
-                             scales=scales, iters=iters, rng_seed=rng_seed, quiet=True)
+        with scoped_threads(threads):
+            weights = train_loss(photo, Path(folder) / "quick.safetensors", task="sisr", preset="fast",
+                                 scales=scales, iters=iters, rng_seed=rng_seed, quiet=True)
         seconds = time.perf_counter() - began
         result = reconstruct(target, start, MDFLoss.from_file(weights), 100, 0.05, [])
     return result["psnr"][-1], seconds
@@ -58,7 +59,7 @@ def main() -> None:
     recipe = {"scales": str(args.scales), "iters": str(args.iters)}
     done = {(int(row["threads"]), int(row["rng_seed"])) for row in rows
             if {key: row[key] for key in recipe} == recipe}
-    with resources.as_file(resources.files("mdfloss.data") / "dandelions-512.png") as photo:
+    with resources.as_file(resources.files("mdfloss.data") / BUNDLED_IMAGE) as photo:
         for threads in args.threads:
             for rng_seed in args.rng_seeds:
                 if (threads, rng_seed) in done:
