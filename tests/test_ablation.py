@@ -33,7 +33,7 @@ def test_the_seed_count_plan_takes_the_first_n_photos():
 def test_the_bench_config_is_the_cpu_protocol_with_one_label_per_loss(tmp_path):
     config = bench_config(seed_count_plan([Path("p.png")] * 2, [1, 2], "jpeg"), tmp_path)
     experiment = config["experiments"]["jpeg-dncnn"]
-    assert experiment["losses"] == ["seeds-1", "seeds-2"]
+    assert experiment["losses"] == ["seeds-1", "seeds-2", "l2"]
     assert experiment["loss_aliases"]["seeds-2"] == f"mdf:{tmp_path / 'losses' / 'seeds-2.safetensors'}"
     assert config["common"]["train"]["optimizer"] == {"type": "adam", "lr": 1.0e-3, "betas": [0.9, 0.999]}
     assert "losses" not in config["common"]
@@ -59,7 +59,7 @@ def test_a_tiny_seeds_ablation_makes_seeds_trains_losses_and_benchmarks_them(tmp
         metadata = read_metadata(out / "losses" / f"{label}.safetensors")
         assert metadata["training"]["iters"] == 2 and "--seed" in metadata["training"]["command"]
     with open(out / "results.csv", newline="") as stream:
-        assert [row["loss"] for row in csv.DictReader(stream)][::3] == labels  # 3 test noise levels each
+        assert [row["loss"] for row in csv.DictReader(stream)][::3] == [*labels, "l2"]  # 3 noise levels each
     assert main(args) == 0  # the same command again: everything is there, nothing is redone
 
 

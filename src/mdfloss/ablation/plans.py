@@ -18,6 +18,8 @@ from typing import Any
 
 EXPERIMENTS = {"sisr": "sisr-edsr", "denoise": "denoise-dncnn", "jpeg": "jpeg-dncnn"}
 SYNTHETIC_KINDS = ("pink-noise", "contrast-rings", "pyramid-permutation")
+YARDSTICK = "l2"
+"""Trained beside the variants on the same protocol: the cpu preset's strongest classic loss."""
 
 
 @dataclass(frozen=True)
@@ -58,15 +60,16 @@ def seed_count_plan(photos: list[Path], counts: list[int], task: str) -> Plan:
 
 
 def bench_config(plan: Plan, out: Path) -> dict[str, Any]:
-    """The plan's benchmark in the preset format: the cpu protocol, one loss label per trained loss."""
+    """The plan's benchmark in the preset format: the cpu protocol, one loss label per trained loss,
+    then :data:`YARDSTICK`."""
     from ..bench.config import load_builtin
 
     common = load_builtin("preset-cpu")["common"]
     common = {key: value for key, value in common.items() if key not in ("losses", "optional_losses")}
     aliases = {loss.label: f"mdf:{out / 'losses' / f'{loss.label}.safetensors'}" for loss in plan.losses}
     return {
-        "description": f"Ablation on {plan.task}: one MDF loss per variant, on the cpu protocol.",
+        "description": f"Ablation on {plan.task}: one MDF loss per variant and L2, on the cpu protocol.",
         "common": common,
-        "experiments": {EXPERIMENTS[plan.task]: {"losses": [loss.label for loss in plan.losses],
+        "experiments": {EXPERIMENTS[plan.task]: {"losses": [*(loss.label for loss in plan.losses), YARDSTICK],
                                                  "loss_aliases": aliases}},
     }
