@@ -16,6 +16,7 @@ from mdfloss.bench.command import EXIT_INTERRUPTED
 from mdfloss.bench.reuse import loss_digest
 from mdfloss.cli import main
 from mdfloss.losses import build_loss
+from mdfloss.train.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -201,10 +202,26 @@ def test_runs_with_the_same_settings_are_taken_over_and_tested_again(folders, fi
         record = recorded_runs(tmp_path)[label]
         assert record["reused_from"] == str(finished / "sisr-edsr" / label)
         assert record["loss_digest"] == recorded_runs(finished)[label]["loss_digest"]
-        for name in ("checkpoint.pt", "best-val-loss.safetensors", "train_log.csv", "val_log.csv"):
+        for name in ("best-val-loss.safetensors", "train_log.csv", "val_log.csv"):
             assert (tmp_path / "sisr-edsr" / label / name).read_bytes() == (finished / "sisr-edsr" / label / name).read_bytes()
+        copied, source = (load_checkpoint(folder / "sisr-edsr" / label / "checkpoint.pt") for folder in (tmp_path, finished))
+        assert copied["iteration"] == source["iteration"] and copied["identity"] == source["identity"]
+        assert all(torch.equal(copied["model"][key], value) for key, value in source["model"].items())
     original = [row for row in read_rows(finished / "results.csv") if row["loss"] in ("l2", "mdf")]
     assert read_rows(tmp_path / "results.csv") == original
+
+
+def test_the_authors_weights_converted_in_another_folder_are_taken_over(folders, tmp_path):
+    official = shared_path("anchors", "mdf-official")
+    arguments = ["--losses", "mdf-official", "--official-dir", str(official)]
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(bench_args(folders, first, *arguments)) == 0
+    assert main(bench_args(folders, second, *arguments, "--reuse", str(first))) == 0
+    assert recorded_runs(second)["mdf-official"]["reused_from"] == str(first / "sisr-edsr" / "mdf-official")
+    identity = load_checkpoint(second / "sisr-edsr" / "mdf-official" / "checkpoint.pt")["identity"]
+    assert identity["loss"] == f"mdf:{second / 'weights' / 'mdf-official-Ds_SISR.safetensors'}"
+    assert read_rows(second / "results.csv") == read_rows(first / "results.csv")
+    assert main(bench_args(folders, second, *arguments, "--resume")) == 0  # the copy resumes as this folder's
 
 
 def test_other_training_or_validation_settings_are_trained_anew(folders, finished, tmp_path):

@@ -4,18 +4,22 @@ A run of experiment E is taken over from ``DIR`` when ``DIR``'s manifest records
 run of E that
 
 * has the same checkpoint identity (task, network, degradation, loss spec and MDF options,
-  patches, optimizer, schedule, iterations, training photos: :func:`~.config.identity`),
+  patches, optimizer, schedule, iterations, training photos: :func:`~.config.identity`), where
+  a weight file inside each benchmark folder (``mdf-official``'s converted file,
+  ``OUT/weights/...``) counts as the same path,
 * was trained with a loss of the same weights (:func:`loss_digest` of every parameter and
   buffer, so a retrained shipped loss or another file under the same name does not match), and
 * was selected on the same validation (folder, hold-out, crop, interval, selection rule).
 
-Its training files are copied (checkpoint last, each atomically), and the run is then tested
-afresh in the new folder, so test sets and metrics may differ from ``DIR``'s.
+Its training files are copied (checkpoint last, each atomically, its identity rewritten to
+this folder's), and the run is then tested afresh in the new folder, so test sets and metrics
+may differ from ``DIR``'s.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,7 +27,7 @@ from typing import Any
 from torch import nn
 
 from .._files import write_atomically
-from ..train.checkpoint import load_checkpoint
+from ..train.checkpoint import load_checkpoint, save_checkpoint
 from .fit import CHECKPOINT
 from .manifest import RESULTS, read_manifest
 
@@ -51,9 +55,15 @@ def validation_settings(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def find_finished_run(source: Path, name: str, config: dict[str, Any], identity: dict[str, Any],
+def portable(identity: dict[str, Any], out: Path) -> dict[str, Any]:
+    """``identity`` with the benchmark folder ``out`` in its loss spec written as ``<out>``."""
+    return {**identity, "loss": identity["loss"].replace(f"{out}{os.sep}", "<out>/")}
+
+
+def find_finished_run(source: Path, out: Path, name: str, config: dict[str, Any], identity: dict[str, Any],
                       digest: str) -> Path | None:
-    """The folder of a finished run in ``source`` that this run can take over, or None."""
+    """The folder of a finished run in ``source`` that this run (of benchmark folder ``out``) can
+    take over, or None."""
     entry = read_manifest(source)["experiments"].get(name)
     if entry is None or validation_settings(entry["config"]) != validation_settings(config):
         return None
@@ -62,13 +72,18 @@ def find_finished_run(source: Path, name: str, config: dict[str, Any], identity:
         if record.get("loss_digest") != digest or not (folder / CHECKPOINT).is_file():
             continue
         state = load_checkpoint(folder / CHECKPOINT)
-        if state["identity"] == identity and state["iteration"] >= identity["iterations"]:
+        same = portable(state["identity"], source) == portable(identity, out)
+        if same and state["iteration"] >= identity["iterations"]:
             return folder
     return None
 
 
-def take_over(source_folder: Path, folder: Path) -> None:
-    """Copy ``source_folder``'s training files (not its test results) into ``folder``."""
-    files = [p for p in source_folder.iterdir() if p.is_file() and p.name != RESULTS and not p.name.startswith(".")]
-    for path in sorted(files, key=lambda p: p.name == CHECKPOINT):  # the checkpoint last: it marks the copy done
+def take_over(source_folder: Path, folder: Path, identity: dict[str, Any]) -> None:
+    """Copy ``source_folder``'s training files (not its test results) into ``folder``, the
+    checkpoint last (it marks the copy done) and with ``identity``, this run's."""
+    files = [p for p in source_folder.iterdir()
+             if p.is_file() and p.name not in (RESULTS, CHECKPOINT) and not p.name.startswith(".")]
+    for path in files:
         write_atomically(folder / path.name, lambda temporary, path=path: shutil.copyfile(path, temporary))
+    state = load_checkpoint(source_folder / CHECKPOINT)
+    save_checkpoint(folder / CHECKPOINT, {**state, "identity": identity})

@@ -108,7 +108,8 @@ def run_experiment(config: dict[str, Any], out: Path, context: Context, *, resum
                 record_run(out, name, run.label, _run_record(run, {"folder": str(folder.relative_to(out))}))
             continue
         description_text = f"{name} {run.label} [{index}/{len(setup.runs)}]"
-        model, result, provenance = _train(setup, run, folder, val_sets, context, resume, stop, description_text, reuse)
+        model, result, provenance = _train(setup, run, folder, val_sets, context, resume, stop, description_text,
+                                           reuse, out)
         if context.is_main:
             record = _test(experiment, run, folder, model, result, test_sets, metrics, context)
             record_run(out, name, run.label, {**record, **provenance})
@@ -129,7 +130,7 @@ def _measure_input(experiment: Experiment, test_sets: EvalSets, metrics: Any, co
 
 def _train(setup: Setup, run: LossRun, folder: Path, val_sets: EvalSets, context: Context, resume: bool,
            stop: StopFlag | None, description_text: str,
-           reuse: Path | None) -> tuple[torch.nn.Module, Any, dict[str, str]]:
+           reuse: Path | None, out: Path) -> tuple[torch.nn.Module, Any, dict[str, str]]:
     """Train the network with ``run``'s loss (its content loss when ``gan.enabled``), from its
     checkpoint when resuming, or take the training over from ``reuse``.
 
@@ -143,9 +144,9 @@ def _train(setup: Setup, run: LossRun, folder: Path, val_sets: EvalSets, context
     started_before = (folder / CHECKPOINT).is_file()
     context.barrier()
     if reuse is not None and context.is_main and not started_before:
-        source = find_finished_run(reuse, config["name"], config, run_identity, provenance["loss_digest"])
+        source = find_finished_run(reuse, out, config["name"], config, run_identity, provenance["loss_digest"])
         if source is not None:
-            take_over(source, folder)
+            take_over(source, folder, run_identity)
             provenance["reused_from"] = str(source)
             print(f"{description_text}: training taken over from {source}", flush=True)
     context.barrier()
