@@ -37,6 +37,8 @@ def test_the_bench_config_is_the_cpu_protocol_with_one_label_per_loss(tmp_path):
     assert experiment["loss_aliases"]["seeds-2"] == f"mdf:{tmp_path / 'losses' / 'seeds-2.safetensors'}"
     assert config["common"]["train"]["optimizer"] == {"type": "adam", "lr": 1.0e-3, "betas": [0.9, 0.999]}
     assert "losses" not in config["common"]
+    assert config["common"]["report"]["references"] == ["seeds-2"]
+    assert bench_config(seeds_plan([Path("a.png")], "sisr", tmp_path), tmp_path)["common"]["report"]["references"] == ["a"]
 
 
 @pytest.mark.slow
@@ -60,6 +62,7 @@ def test_a_tiny_seeds_ablation_makes_seeds_trains_losses_and_benchmarks_them(tmp
         assert metadata["training"]["iters"] == 2 and "--seed" in metadata["training"]["command"]
     with open(out / "results.csv", newline="") as stream:
         assert [row["loss"] for row in csv.DictReader(stream)][::3] == [*labels, "l2"]  # 3 noise levels each
+    assert "im0 against each other loss" in (out / "report.md").read_text()  # the natural seed, t-tested
     assert main(args) == 0  # the same command again: everything is there, nothing is redone
 
 

@@ -36,6 +36,8 @@ class Plan:
 
     task: str
     losses: list[LossToTrain]
+    references: list[str]
+    """The labels the report t-tests against every other loss (the paper's expected winners)."""
     synthetic: dict[str, dict[str, Any]] = field(default_factory=dict)
     """``{file name: {"kind", "like"}}`` of the seeds to make under ``OUT/seeds``."""
 
@@ -47,7 +49,7 @@ def seeds_plan(natural: list[Path], task: str, out: Path) -> Plan:
     synthetic = {f"{kind}.png": {"kind": kind, "like": natural[0]} for kind in SYNTHETIC_KINDS}
     losses = [LossToTrain(path.stem, (path,)) for path in natural]
     losses += [LossToTrain(Path(name).stem, (out / "seeds" / name,)) for name in synthetic]
-    return Plan(task, losses, synthetic)
+    return Plan(task, losses, [path.stem for path in natural], synthetic)
 
 
 def seed_count_plan(photos: list[Path], counts: list[int], task: str) -> Plan:
@@ -56,7 +58,7 @@ def seed_count_plan(photos: list[Path], counts: list[int], task: str) -> Plan:
         raise ValueError(f"--counts: expected positive numbers of seeds such as 1,2,4,8, got {counts}")
     if max(counts) > len(photos):
         raise ValueError(f"--seeds: expected at least {max(counts)} photos for --counts {counts}, found {len(photos)}")
-    return Plan(task, [LossToTrain(f"seeds-{n}", tuple(photos[:n])) for n in counts])
+    return Plan(task, [LossToTrain(f"seeds-{n}", tuple(photos[:n])) for n in counts], [f"seeds-{max(counts)}"])
 
 
 def bench_config(plan: Plan, out: Path) -> dict[str, Any]:
@@ -66,6 +68,7 @@ def bench_config(plan: Plan, out: Path) -> dict[str, Any]:
 
     common = load_builtin("preset-cpu")["common"]
     common = {key: value for key, value in common.items() if key not in ("losses", "optional_losses")}
+    common["report"] = {**common["report"], "references": plan.references}
     aliases = {loss.label: f"mdf:{out / 'losses' / f'{loss.label}.safetensors'}" for loss in plan.losses}
     return {
         "description": f"Ablation on {plan.task}: one MDF loss per variant and L2, on the cpu protocol.",
