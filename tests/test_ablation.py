@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from test_bench_data import write_images
 
 from mdfloss import read_metadata
@@ -63,6 +65,11 @@ def test_a_tiny_seeds_ablation_makes_seeds_trains_losses_and_benchmarks_them(tmp
     with open(out / "results.csv", newline="") as stream:
         assert [row["loss"] for row in csv.DictReader(stream)][::3] == [*labels, "l2"]  # 3 noise levels each
     assert "im0 against each other loss" in (out / "report.md").read_text()  # the natural seed, t-tested
+    with Image.open(out / "seeds-preview.png") as preview:  # the 4 seeds in 320x180 cells, whole above cropped
+        assert preview.size == (4 * 320 + 3 * 8, 2 * 180 + 8)
+        below = np.asarray(preview.convert("RGB"))[180 + 8 : 180 + 8 + 60, :72]  # smaller than a cell: whole
+    with Image.open(data / "natural" / "im0.png") as natural:
+        assert np.array_equal(below, np.asarray(natural.convert("RGB")))
     assert main(args) == 0  # the same command again: everything is there, nothing is redone
 
 

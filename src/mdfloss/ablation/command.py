@@ -80,12 +80,18 @@ def run(args: argparse.Namespace) -> int:
         return main([*bench, "--preset", f"ablation-{args.ablation}"])
     from .._files import list_images
     from .plans import seed_count_plan, seeds_plan
-    from .steps import make_synthetic_seeds, train_losses, write_config
+    from .steps import (
+        make_synthetic_seeds,
+        train_losses,
+        write_config,
+        write_seed_preview,
+    )
 
     if args.ablation == "seeds":
         plan = seeds_plan(list(args.natural), args.task, args.out)
     else:
         plan = seed_count_plan(list_images(args.seeds, "--seeds"), parse_counts(args.counts), args.task)
     make_synthetic_seeds(plan, args.out)
+    write_seed_preview(plan, args.out)
     train_losses(plan, args.out, args.jobs, iters=args.loss_iters)
     return main([*bench, "--config", str(write_config(plan, args.out))])

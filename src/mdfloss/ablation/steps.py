@@ -34,6 +34,34 @@ def make_synthetic_seeds(plan: Plan, out: Path) -> None:
         write_png(path, image)
 
 
+def write_seed_preview(plan: Plan, out: Path, cell: tuple[int, int] = (180, 320), gap: int = 8) -> Path:
+    """``OUT/seeds-preview.png``: every distinct seed of the plan, left to right, each as a whole
+    (centre-cropped to the cell's aspect, then shrunk to ``cell`` = (height, width) px) above a
+    centre crop of ``cell`` at full resolution (where shrinking would alias, as the rings do)."""
+    import torch
+    import torch.nn.functional as F
+
+    from .._files import write_png
+    from ..train.seed import load_seed
+
+    seeds = list(dict.fromkeys(seed for loss in plan.losses for seed in loss.seeds))
+    height, width = cell
+    canvas = torch.ones(3, 2 * height + gap, len(seeds) * (width + gap) - gap)
+    for index, path in enumerate(seeds):
+        pixels = load_seed(path).pixels
+        rows, cols = pixels.shape[-2:]
+        keep_rows, keep_cols = min(rows, cols * height // width), min(cols, rows * width // height)
+        top, left = (rows - keep_rows) // 2, (cols - keep_cols) // 2
+        whole = F.interpolate(pixels[None, :, top : top + keep_rows, left : left + keep_cols], size=cell,
+                              mode="bilinear", antialias=True, align_corners=False)[0]
+        top, left = max(0, (rows - height) // 2), max(0, (cols - width) // 2)
+        crop = pixels[:, top : top + height, left : left + width]
+        x = index * (width + gap)
+        canvas[:, :height, x : x + width] = whole
+        canvas[:, height + gap : height + gap + crop.shape[-2], x : x + crop.shape[-1]] = crop
+    return write_png(out / "seeds-preview.png", canvas)
+
+
 def train_losses(plan: Plan, out: Path, jobs: int, iters: int | None = None) -> None:
     """Train ``OUT/losses/<label>.safetensors`` for each loss not trained yet, ``jobs`` at a time
     (``iters`` per scale, by default the fast preset's)."""
