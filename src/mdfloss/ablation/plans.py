@@ -3,8 +3,9 @@
 An ablation folder ``OUT`` holds::
 
     seeds/<name>.png            synthetic seeds it made (``seeds`` ablation)
+    seeds-preview.png           every seed, whole and as a full-resolution crop
     losses/<label>.safetensors  one MDF loss per variant, trained by phase 1 (fast preset)
-    ablation.yaml               the bench config: the cpu protocol, one loss label per variant
+    ablation.yaml               the bench config: the cpu protocol, one loss label per variant, then L2
     manifest.json, results.csv, report.md, ...   the benchmark itself (docs/bench.md)
 
 Every step skips what exists (a finished loss file, a finished run), so the same command resumes.
