@@ -36,13 +36,12 @@ def make_synthetic_seeds(plan: Plan, out: Path) -> None:
 
 def write_seed_preview(plan: Plan, out: Path, cell: tuple[int, int] = (180, 320), gap: int = 8) -> Path:
     """``OUT/seeds-preview.png``: every distinct seed of the plan, left to right, each as a whole
-    (centre-cropped to the cell's aspect, then shrunk to ``cell`` = (height, width) px) above a
-    centre crop of ``cell`` at full resolution (where shrinking would alias, as the rings do)."""
+    (centre-cropped to the cell's aspect, then Lanczos-resized to ``cell`` = (height, width) px)
+    above a centre crop of ``cell`` at full resolution (where shrinking would alias, as the rings do)."""
     import torch
-    import torch.nn.functional as F
 
     from .._files import write_png
-    from ..train.seed import load_seed
+    from ..train.seed import lanczos_resize, load_seed
 
     seeds = list(dict.fromkeys(seed for loss in plan.losses for seed in loss.seeds))
     height, width = cell
@@ -52,8 +51,7 @@ def write_seed_preview(plan: Plan, out: Path, cell: tuple[int, int] = (180, 320)
         rows, cols = pixels.shape[-2:]
         keep_rows, keep_cols = min(rows, cols * height // width), min(cols, rows * width // height)
         top, left = (rows - keep_rows) // 2, (cols - keep_cols) // 2
-        whole = F.interpolate(pixels[None, :, top : top + keep_rows, left : left + keep_cols], size=cell,
-                              mode="bilinear", antialias=True, align_corners=False)[0]
+        whole = lanczos_resize(pixels[:, top : top + keep_rows, left : left + keep_cols], cell)
         top, left = max(0, (rows - height) // 2), max(0, (cols - width) // 2)
         crop = pixels[:, top : top + height, left : left + width]
         x = index * (width + gap)
