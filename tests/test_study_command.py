@@ -7,6 +7,7 @@ import csv
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,6 +44,18 @@ def test_create_from_the_folder_layout(tmp_path):
     assert main(["study", "create", "--results", str(root), "--design", "asap", "--out", str(tmp_path / "a.sqlite")]) == 0
     store = Store(tmp_path / "a.sqlite")
     assert store.study["design"] == "asap" and len(store.blocks()) == 3
+
+
+def test_the_committed_gan_study_folder_is_a_study_of_every_test_image(tmp_path, capsys):
+    """docs/results/gan/study: each condition holds an output for every reference crop."""
+    root = Path(__file__).resolve().parents[1] / "docs" / "results" / "gan" / "study"
+    references = sorted(p.name for p in (root / "ref").glob("*.png"))
+    conditions = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name != "ref")
+    assert len(references) == 13 and "mdf" in conditions and "l1" in conditions
+    for condition in conditions:
+        assert sorted(p.name for p in (root / condition).glob("*.png")) == references, condition
+    assert main(["study", "create", "--results", str(root), "--out", str(tmp_path / "gan.sqlite")]) == 0
+    assert f"13 images x {len(conditions)} conditions" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("extra", "message"), [
