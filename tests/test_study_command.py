@@ -126,6 +126,23 @@ def test_scale_a_csv_screens_observers_and_writes_tables_and_plots(tmp_path, cap
     assert (tmp_path / "out" / "fig6-psnr-jnd.png").stat().st_size > 1000  # l1, l2, mdf have bench PSNRs
 
 
+def test_scale_counts_how_often_each_condition_of_a_pair_was_chosen(tmp_path):
+    """significance.csv's share_i: a hand-counted case, with A/B swapped between rows."""
+    rows = ["observer,block,condition_A,condition_B,is_A_selected",
+            "o0,b1,a,b,1", "o1,b1,a,b,0", "o2,b1,b,a,0",   # b1: a chosen 2 of 3 times
+            "o0,b1,b,c,1", "o1,b1,c,b,0", "o2,b1,a,c,1",
+            "o0,b2,a,b,1", "o1,b2,b,c,1", "o2,b2,c,a,1"]   # b2: a chosen 1 of 1; pooled: 3 of 4
+    (tmp_path / "a.csv").write_text("\n".join(rows) + "\n")
+    assert main(["study", "scale", str(tmp_path / "a.csv"), "--out", str(tmp_path / "o"), "--bootstrap", "10"]) == 0
+    pairs = {(r["group"], r["condition_i"], r["condition_j"]): r for r in read_csv(tmp_path / "o" / "significance.csv")}
+    ab = {group: pairs.get((group, "a", "b")) or pairs[group, "b", "a"] for group in ("b1", "b2", "all")}
+    share_a = {group: float(r["share_i"]) if r["condition_i"] == "a" else 1 - float(r["share_i"]) for group, r in ab.items()}
+    assert share_a == pytest.approx({"b1": 2 / 3, "b2": 1.0, "all": 3 / 4}, abs=1e-4)
+    assert [int(ab[g]["comparisons"]) for g in ("b1", "b2", "all")] == [3, 1, 4]
+    ca = pairs.get(("all", "c", "a")) or pairs["all", "a", "c"]
+    assert int(ca["comparisons"]) == 2   # o2 b1 (a chosen) and o2 b2 (c chosen)
+
+
 def test_scale_flags_a_disconnected_image_and_still_scales_the_rest(tmp_path, capsys):
     rows = ["observer,block,condition_A,condition_B,is_A_selected"]
     for k in range(3):
