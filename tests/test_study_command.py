@@ -128,10 +128,12 @@ def test_scale_a_csv_screens_observers_and_writes_tables_and_plots(tmp_path, cap
 
 def test_scale_counts_how_often_each_condition_of_a_pair_was_chosen(tmp_path):
     """significance.csv's share_i: a hand-counted case, with A/B swapped between rows."""
-    rows = ["observer,block,condition_A,condition_B,is_A_selected",
-            "o0,b1,a,b,1", "o1,b1,a,b,0", "o2,b1,b,a,0",   # b1: a chosen 2 of 3 times
+    kept = ["o0,b1,a,b,1", "o1,b1,a,b,0", "o2,b1,b,a,0",   # b1: a chosen 2 of 3 times
             "o0,b1,b,c,1", "o1,b1,c,b,0", "o2,b1,a,c,1",
             "o0,b2,a,b,1", "o1,b2,b,c,1", "o2,b2,c,a,1"]   # b2: a chosen 1 of 1; pooled: 3 of 4
+    excluded = ["o3,b1,b,a,1", "o3,b2,b,a,1"]            # o3 fails its golden trial: not counted
+    rows = (["observer,block,condition_A,condition_B,is_A_selected,golden"]
+            + [f"{row},0" for row in kept + excluded] + ["o3,b1,reference,distorted,0,1"])
     (tmp_path / "a.csv").write_text("\n".join(rows) + "\n")
     assert main(["study", "scale", str(tmp_path / "a.csv"), "--out", str(tmp_path / "o"), "--bootstrap", "10"]) == 0
     pairs = {(r["group"], r["condition_i"], r["condition_j"]): r for r in read_csv(tmp_path / "o" / "significance.csv")}

@@ -173,7 +173,7 @@ def _scale(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .plots import jnd_plot, psnr_jnd_plot
-    from .scaling import POOLED, scale_answers, screened_answers
+    from .scaling import scale_answers, screened_answers
 
     source = existing_file(args.answers, "answers", "a study file or an answers CSV")
     if args.bootstrap < 0:
@@ -198,7 +198,6 @@ def _scale(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     scores, pairs = [], []
-    chosen = _choices(answers, POOLED)
     for group in result.groups:
         if group.boot is None:
             scores.append({"group": group.name, "condition": "", "jnd": "", "ci_low": "", "ci_high": "",
@@ -213,7 +212,7 @@ def _scale(args: argparse.Namespace) -> int:
             for j in range(i + 1, len(group.conditions)):
                 p = group.p_values[i, j] if group.p_values is not None else float("nan")
                 second = group.conditions[j]
-                wins, losses = chosen[group.name, first, second], chosen[group.name, second, first]
+                wins, losses = int(group.counts[i, j]), int(group.counts[j, i])
                 pairs.append({"group": group.name, "condition_i": first, "condition_j": second,
                               "jnd_difference": f"{b.jnd[i] - b.jnd[j]:.4f}", "p_value": f"{p:.4g}",
                               "significant": int(bool(p < 0.05)), "comparisons": wins + losses,
@@ -249,16 +248,6 @@ def _scale(args: argparse.Namespace) -> int:
     _print_summary(result, excluded, observers, np)
     print(f"wrote {', '.join(str(out / w) for w in written)}")
     return 0
-
-
-def _choices(answers: list[Any], pooled: str) -> dict[tuple[str, str, str], int]:
-    """How often ``(group, winner, loser)`` occurred, per image and pooled over images as group ``pooled``."""
-    counts: dict[tuple[str, str, str], int] = defaultdict(int)
-    for a in answers:
-        winner, loser = (a.condition_a, a.condition_b) if a.a_selected else (a.condition_b, a.condition_a)
-        counts[a.block, winner, loser] += 1
-        counts[pooled, winner, loser] += 1
-    return counts
 
 
 def _bench_psnr(given: str | None, config: dict[str, Any], blocks: list[str], conditions: list[str]) -> dict[str, float]:

@@ -31,8 +31,6 @@ from scipy.special import log_ndtr
 SIGMA = 1.4826
 """Standard deviation of the difference of two conditions' qualities: 1 JND = 75 % preference."""
 PRIORS = ("gaussian", "none")
-POOLED = "all"
-"""The group name of the scores pooled over every block (image)."""
 
 
 class DisconnectedComparisonsError(ValueError):
@@ -287,6 +285,8 @@ class GroupResult:
     answers: int
     error: str | None = None
     p_values: np.ndarray | None = None
+    counts: np.ndarray | None = None
+    """(N, N): ``[i, j]`` = times condition i was chosen over j by the observers kept."""
 
 
 @dataclass
@@ -331,7 +331,7 @@ def scale_answers(answers: Sequence[Answer], *, excluded: Mapping[str, str] | No
         conditions = (pooled_conditions if block is None
                       else sorted({c for a in subset for c in (a.condition_a, a.condition_b)}))
         mats = per_observer_counts(subset, observers, conditions)
-        result = GroupResult(POOLED if block is None else block, conditions, None, len(subset))
+        result = GroupResult("all" if block is None else block, conditions, None, len(subset), counts=mats.sum(axis=0))
         if block is not None and len(conditions) >= 2:
             loo_groups.append(mats)
         try:
