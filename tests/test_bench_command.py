@@ -62,7 +62,7 @@ def read_rows(path):
 def test_results_have_the_specified_columns_and_a_row_per_loss_and_image(finished):
     with open(finished / "results.csv") as stream:
         header = stream.readline().strip()
-    assert header == "task,model,loss,dataset,image,psnr,psnr_y,ssim,ms_ssim,haarpsi,dss,mdsi,lpips"
+    assert header == "task,model,loss,repeat,dataset,image,psnr,psnr_y,ssim,ms_ssim,haarpsi,dss,mdsi,lpips"
     rows = read_rows(finished / "results.csv")
     assert [(r["loss"], r["image"]) for r in rows] == [
         (loss, image) for loss in ("l2", "msssim+l1", "mdf") for image in ("im0.png", "im1.png")
@@ -110,7 +110,7 @@ def test_resume_of_a_finished_benchmark_changes_nothing(folders, finished):
 
 def test_rerun_without_resume_is_refused(folders, finished, capsys):
     assert main(bench_args(folders, finished, *losses_for(folders))) == 2
-    assert "exists: pass --resume" in capsys.readouterr().err
+    assert "holds a finished run: pass --resume" in capsys.readouterr().err
 
 
 def test_stopped_then_resumed_benchmark_equals_the_uninterrupted_one(folders, finished, tmp_path):

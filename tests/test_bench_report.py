@@ -97,7 +97,7 @@ def test_report_marks_the_best_loss_and_the_significant_tests(synthetic_out):
     assert cells[1] == f"_{psnrs['l1'].mean():.2f}_"  # second, italics
     assert "Skipped `vgg`: VGG16 ImageNet weights not found" in md
     assert "Commands, in order:\n\n```\nmdfloss bench --test\nmdfloss bench --test --losses mdf\n```" in md
-    assert "| mdf | `mdf scales=[2, 3]` |" in md  # the MDF options a run used are part of its spec
+    assert "| mdf | 0 | `mdf scales=[2, 3]` |" in md  # the MDF options a run used are part of its spec
     test_row = next(line for line in md.splitlines() if line.startswith("| set/sigma25 | PSNR [dB] |"))
     p_l2 = paired_test(psnrs["mdf"], psnrs["l2"], True)
     assert f"{p_l2:.3g} *" in test_row and p_l2 < 0.05

@@ -55,6 +55,7 @@ def scale_shares(parts: dict[int, torch.nn.Module], output: torch.Tensor, target
 def training_shares(out: Path, experiment: str, label: str, *, device: torch.device | str = "cpu"
                     ) -> list[ScaleShare]:
     """The shares of run ``label`` of ``experiment`` in the benchmark folder ``out``, per state and image."""
+    from ..bench.config import recorded_config
     from ..bench.experiment import (
         build_run_loss,
         build_run_model,
@@ -71,9 +72,9 @@ def training_shares(out: Path, experiment: str, label: str, *, device: torch.dev
     run = entry["runs"].get(label)
     if run is None:
         raise ValueError(f"--loss: expected a finished run of {experiment} ({', '.join(entry['runs'])}), got {label!r}")
-    config = entry["config"]
+    config = recorded_config(entry["config"])
     prepared = prepare(config, out)
-    losses = [r for r in prepared.runs if r.label == label]
+    losses = [r for r in prepared.runs if r.key == label]
     loss = build_run_loss(prepared, losses[0], device)
     terms = [loss] if isinstance(loss, MDFLoss) else [t for t in getattr(loss, "terms", []) if isinstance(t, MDFLoss)]
     if not terms:

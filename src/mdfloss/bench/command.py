@@ -20,6 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from .._checks import check_int
+from .degradations import TASKS
+from .plugins import is_plugin
+
+DEFAULT_MODELS = {"sisr": "edsr", "denoise": "dncnn", "jpeg": "dncnn"}
+"""The built-in experiment whose settings a network plugin takes, per task."""
 from ..cli import EXIT_INTERRUPTED
 from .config import (
     experiment_config,
@@ -32,9 +37,19 @@ from .config import (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", choices=("sisr", "denoise", "jpeg"), help="restoration task")
-    parser.add_argument("--model", help="network: edsr, srresnet, rrdb (sisr; rrdb trains a GAN) or dncnn (denoise, jpeg)")
-    parser.add_argument("--losses", help="comma-separated loss labels or specs, e.g. l2,l1,msssim+l1,mdf,mdf-official")
+    parser.add_argument("--task", choices=TASKS, help="restoration task")
+    parser.add_argument("--model", help="network: edsr, srresnet, rrdb (sisr; rrdb trains a GAN), dncnn (denoise, jpeg), "
+                                        "or your own as package.module:build (called with task= and scale=)")
+    parser.add_argument("--losses", help="comma-separated loss labels or specs, e.g. l2,l1,msssim+l1,mdf,mdf-official; "
+                                         "A@B scales loss A to B's gradient norm; package.module:Class is your own loss")
+    parser.add_argument("--degradation", metavar="PACKAGE.MODULE:FUNCTION",
+                        help="your own distortion f(batch, generator, **params) for denoise/jpeg "
+                             "(params: --set degradation.params.NAME=VALUE)")
+    parser.add_argument("--repeats", type=int, metavar="N",
+                        help="train each loss N times with seeds train.seed .. train.seed + N - 1 (train.repeats)")
+    parser.add_argument("--converge", action="store_true",
+                        help="train each run past its iterations until its validation PSNR stops rising "
+                             "(train.converge: min_gain_db, window, max_factor)")
     parser.add_argument("--train-dir", help="folder of training images")
     parser.add_argument("--val-dir", help="folder of validation images (model selection)")
     parser.add_argument("--test-dir", action="append", help="folder of test images (repeat for several datasets)")
@@ -44,8 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key, e.g. --set train.optimizer.lr=1e-4 (repeatable)")
-    parser.add_argument("--mdf", action="append", default=[], metavar="[TASK=]NAME_OR_FILE",
-                        help="weights of the loss 'mdf': a pretrained name or a weight file (default: the task's name)")
+    parser.add_argument("--mdf", action="append", default=[], metavar="[TASK=]NAME_OR_FILE[,...]",
+                        help="weights of the loss 'mdf': a pretrained name or a weight file (default: the task's "
+                             "name), or one per repeat, comma-separated (phase-1 draws)")
     parser.add_argument("--official-dir", help="folder of the authors' Ds_*.pth files, for the loss 'mdf-official'")
     parser.add_argument("--vgg-weights", help="torchvision vgg16-397923af.pth (default: the torch hub cache)")
     parser.add_argument("--lpips-heads", help="lpips weights/v0.1/vgg.pth (default: the installed lpips package)")
@@ -142,8 +158,9 @@ def build_configs(args: argparse.Namespace) -> list[dict[str, Any]]:
         unknown = set(source) - {"experiments", "common", "description"}
         if unknown:
             raise ValueError(f"preset: unknown keys {sorted(unknown)} (expected description, common, experiments)")
+        own_model = [{"model": {"type": args.model}}] if args.model and is_plugin(args.model) else []
         for name, own in source["experiments"].items():
-            experiments.append((name, [{"base": name}, source.get("common") or {}, own or {}]))
+            experiments.append((name, [{"base": name}, source.get("common") or {}, own or {}, *own_model]))
         experiments = [e for e in experiments if _selected(e[0], args)]
         if not experiments:
             raise ValueError(f"--task/--model: no experiment of the preset matches (it has {list(source['experiments'])})")
@@ -156,10 +173,14 @@ def build_configs(args: argparse.Namespace) -> list[dict[str, Any]]:
     else:
         if not (args.task and args.model):
             raise ValueError("--task and --model (or --preset, or --config) are needed to choose an experiment")
-        name = f"{args.task}-{args.model}"
-        if name not in experiment_names():
-            raise ValueError(f"--task/--model: no built-in experiment {name!r}; built-in: {experiment_names()}")
-        experiments.append((name, [{"base": name}]))
+        if is_plugin(args.model):  # the task's built-in experiment, with the user's network
+            name = f"{args.task}-{DEFAULT_MODELS[args.task]}"
+            experiments.append((name, [{"base": name}, {"model": {"type": args.model}}]))
+        else:
+            name = f"{args.task}-{args.model}"
+            if name not in experiment_names():
+                raise ValueError(f"--task/--model: no built-in experiment {name!r}; built-in: {experiment_names()}")
+            experiments.append((name, [{"base": name}]))
     plain = [o for o in overrides if "__task__" not in o]
     configs = []
     for _, layers in experiments:
@@ -174,7 +195,8 @@ def build_configs(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _selected(name: str, args: argparse.Namespace) -> bool:
     task, _, model = name.partition("-")
-    return (args.task is None or task == args.task) and (args.model is None or model == args.model)
+    any_model = args.model is None or is_plugin(args.model)
+    return (args.task is None or task == args.task) and (any_model or model == args.model)
 
 
 def _task_model_layer(args: argparse.Namespace) -> dict[str, Any]:
@@ -198,6 +220,10 @@ def _flag_layer(args: argparse.Namespace) -> list[dict[str, Any]]:
     train: dict[str, Any] = {}
     if args.iters is not None:
         train.update(iters=args.iters, epochs=None)
+    if args.repeats is not None:
+        train["repeats"] = args.repeats
+    if args.converge:
+        train["converge"] = {"enabled": True}
     if args.stop_after is not None:
         train["stop_after"] = args.stop_after
     if args.device:
@@ -208,6 +234,8 @@ def _flag_layer(args: argparse.Namespace) -> list[dict[str, Any]]:
         layer["losses"] = [s.strip() for s in args.losses.split(",") if s.strip()]
     if args.official_dir:
         layer["official"] = {"dir": args.official_dir}
+    if args.degradation:
+        layer["degradation"] = {"plugin": args.degradation}
     perceptual: dict[str, Any] = {}
     if args.vgg_weights:
         perceptual["vgg"] = {"weights": args.vgg_weights}
@@ -226,8 +254,8 @@ def _flag_layer(args: argparse.Namespace) -> list[dict[str, Any]]:
     layers = [layer]
     for item in args.mdf:
         task, sep, value = item.partition("=")
-        if sep and task in ("sisr", "denoise", "jpeg"):
-            layers.append({"__task__": task, "mdf": {"weights": value}})
-        else:
-            layers.append({"mdf": {"weights": item}})
+        if not (sep and task in TASKS):
+            task, value = "", item
+        weights: str | list[str] = [v.strip() for v in value.split(",")] if "," in value else value
+        layers.append({"__task__": task, "mdf": {"weights": weights}} if task else {"mdf": {"weights": weights}})
     return layers

@@ -22,7 +22,7 @@ import copy
 import difflib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,12 +31,14 @@ from .._checks import check_choice, check_int, check_number
 from .._files import existing_file
 from .degradations import TASKS
 from .models import DISCRIMINATOR_SIZES, check_model
+from .plugins import is_plugin
 
 CONFIG_PACKAGE = "mdfloss.bench"
 CONFIG_FOLDER = "configs"
 PRESET_PREFIX = "preset-"
-FREE_FORM = ("model", "degradation", "loss_aliases", "mdf.options", "official.options", "train.optimizer",
-             "train.scheduler", "perceptual.vgg", "perceptual.lpips", "gan.optimizer", "gan.scheduler")
+FREE_FORM = ("model", "degradation", "loss_aliases", "loss_options", "mdf.options", "official.options",
+             "train.optimizer", "train.scheduler", "perceptual.vgg", "perceptual.lpips", "gan.optimizer",
+             "gan.scheduler")
 """Sections whose keys are checked where they are used (constructor arguments), not here."""
 
 PRETRAINED_BY_TASK = {"sisr": "sisr", "denoise": "denoise", "jpeg": "jpeg"}
@@ -52,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "losses": ["l2", "l1", "ssim", "msssim", "vgg", "lpips", "msssim+l1", "mdf"],
     "optional_losses": [],
     "loss_aliases": {"vgg": "l2+vgg", "lpips": "l2+0.1*lpips"},
+    "loss_options": {},
     "mdf": {"weights": None, "options": {}},
     "official": {"dir": None, "file": None, "options": {"features": "official", "scales": 8}},
     "perceptual": {"vgg": {"weights": None}, "lpips": {"weights": None, "heads": None}},
@@ -65,7 +68,8 @@ DEFAULTS: dict[str, Any] = {
         "optimizer": {"type": "adam", "lr": 1e-4},
         "scheduler": {"type": "constant"},
         "grad_clip": None, "val_every": 1000, "checkpoint_every": 1000, "log_every": 10,
-        "select": "val_loss", "threads": None, "device": "auto", "stop_after": None,
+        "select": "val_loss", "threads": None, "device": "auto", "stop_after": None, "repeats": 1,
+        "converge": {"enabled": False, "min_gain_db": 0.1, "window": 0.25, "max_factor": 4},
     },
     "eval": {"crop_border": None, "save_images": True},
     "logging": {"tensorboard": False, "progress": True},
@@ -126,13 +130,14 @@ def load_builtin(name: str) -> dict[str, Any]:
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Deep merge: mappings merge key by key, anything else (lists included) is replaced.
 
-    A mapping that names another ``type`` (``{type: adam, lr: 1e-3}`` over ``{type: sgd,
-    momentum: 0.9}``) replaces the old one whole: the old type's options mean nothing to the new.
+    A mapping that names another ``type`` or ``plugin`` (``{type: adam, lr: 1e-3}`` over ``{type: sgd,
+    momentum: 0.9}``) replaces the old one whole: the old kind's options mean nothing to the new.
     """
     merged = copy.deepcopy(base)
     for key, value in override.items():
         old = merged.get(key)
-        if isinstance(value, dict) and isinstance(old, dict) and value.get("type", old.get("type")) == old.get("type"):
+        if isinstance(value, dict) and isinstance(old, dict) and all(
+                value.get(kind, old.get(kind)) == old.get(kind) for kind in ("type", "plugin")):
             merged[key] = merge(old, value)
         else:
             merged[key] = copy.deepcopy(value)
@@ -200,14 +205,20 @@ def experiment_config(layers: list[dict[str, Any]]) -> dict[str, Any]:
     return complete(config)
 
 
+def recorded_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A config read back from a manifest, completed with the keys added to :data:`DEFAULTS` since it was written."""
+    return merge(DEFAULTS, config)
+
+
 def complete(config: dict[str, Any]) -> dict[str, Any]:
     """Validate the values that do not depend on files, and fill derived defaults."""
     task = config["task"]
     if task not in TASKS:
         raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
     model_type = config["model"].get("type")
-    check_model(model_type, task, config["model"].get("size", "paper"))
-    config["name"] = config["name"] or f"{task}-{model_type}"
+    if not (isinstance(model_type, str) and is_plugin(model_type)):
+        check_model(model_type, task, config["model"].get("size", "paper"))
+    config["name"] = config["name"] or f"{task}-{_model_name(model_type)}"
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", config["name"]):
         raise ValueError(f"name: expected letters, digits, '.', '_' or '-', got {config['name']!r}")
     losses = config["losses"]
@@ -234,8 +245,43 @@ def complete(config: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"train.select: expected one of {SELECTIONS}, got {train['select']!r}")
     if train["grad_clip"] is not None:
         train["grad_clip"] = float(train["grad_clip"])
+    train["repeats"] = check_int("train.repeats", train["repeats"], minimum=1, integral_float=True)
+    _check_converge(config)
+    _check_mdf_weights(config)
     _check_gan(config)
     return config
+
+
+def _model_name(model_type: Any) -> str:
+    """A network's part of the experiment name (a plugin's attribute, ``mypkg.nets:build`` -> ``build``)."""
+    return str(model_type).rpartition(":")[2]
+
+
+def _check_converge(config: dict[str, Any]) -> None:
+    """``train.converge``: checked and converted in place (see :mod:`.convergence`)."""
+    converge = config["train"]["converge"]
+    check_keys(converge, DEFAULTS["train"]["converge"], "train.converge.")
+    check_choice("train.converge.enabled", converge["enabled"], (True, False))
+    converge["min_gain_db"] = check_number("train.converge.min_gain_db", converge["min_gain_db"], minimum=0)
+    converge["window"] = check_number("train.converge.window", converge["window"], minimum=0)
+    if not 0 < converge["window"] <= 1:
+        raise ValueError(f"train.converge.window: expected a fraction of the run in (0, 1], got {converge['window']}")
+    converge["max_factor"] = check_number("train.converge.max_factor", converge["max_factor"], minimum=1)
+    if converge["enabled"] and config["gan"]["enabled"]:
+        raise ValueError("train.converge: not available for adversarial runs (gan.enabled), whose phases have fixed lengths")
+
+
+def _check_mdf_weights(config: dict[str, Any]) -> None:
+    """``mdf.weights``: a name or file, or a list of them, one per repeat."""
+    weights = config["mdf"]["weights"]
+    if isinstance(weights, str) and "," in weights:
+        weights = config["mdf"]["weights"] = [w.strip() for w in weights.split(",") if w.strip()]
+    if isinstance(weights, list):
+        repeats = config["train"]["repeats"]
+        if not weights or not all(isinstance(w, str) and w for w in weights) or len(weights) not in (1, repeats):
+            raise ValueError(f"mdf.weights: expected one name or file, or one per repeat ({repeats}), got {weights!r}")
+    elif weights is not None and not isinstance(weights, str):
+        raise ValueError(f"mdf.weights: expected a name, a file or a list of them, got {weights!r}")
 
 
 def _check_gan(config: dict[str, Any]) -> None:
@@ -267,43 +313,72 @@ def total_iterations(config: dict[str, Any], train_images: int) -> int:
 
 @dataclass(frozen=True)
 class LossRun:
-    """One loss of an experiment: its label (report column, folder) and what builds it."""
+    """One run of an experiment: a loss (its label: report column, folder) and a repeat, and what builds it."""
 
     label: str
     spec: str
     mdf_options: dict[str, Any] = field(default_factory=dict)
     official_source: str | None = None
     """For ``mdf-official``: the authors' file that ``spec``'s weight file is converted from."""
+    repeat: int = 0
+    scale_to: LossRun | None = None
+    """For ``A@B``: the loss whose mean gradient norm this run's loss is scaled to (:mod:`.scale_match`)."""
+
+    @property
+    def key(self) -> str:
+        """The run's name in the manifest: the label, with ``#k`` for repeat k >= 1."""
+        return self.label if self.repeat == 0 else f"{self.label}#{self.repeat}"
 
     @property
     def slug(self) -> str:
-        """A folder name for the label."""
-        return re.sub(r"[^A-Za-z0-9.+_-]", "_", self.label.replace("*", "x"))
+        """The run's folder name: the label made safe, with ``-repeatK`` for repeat k >= 1."""
+        base = re.sub(r"[^A-Za-z0-9.+_-]", "_", self.label.replace("*", "x"))
+        return base if self.repeat == 0 else f"{base}-repeat{self.repeat}"
 
 
 def resolve_losses(config: dict[str, Any], weights_dir: Path) -> list[LossRun]:
-    """The experiment's loss labels as :class:`LossRun` s (files are not opened here)."""
-    runs = []
-    for label in config["losses"]:
-        alias = config["loss_aliases"].get(label)
-        if alias is not None:
-            if isinstance(alias, str):
-                runs.append(LossRun(label, alias))
-            elif isinstance(alias, dict) and isinstance(alias.get("spec"), str):
-                runs.append(LossRun(label, alias["spec"], dict(alias.get("mdf_options") or {})))
-            else:
-                raise ValueError(f"loss_aliases.{label}: expected a spec string or {{spec, mdf_options}}, got {alias!r}")
-        elif label == "mdf":
-            source = config["mdf"]["weights"] or PRETRAINED_BY_TASK[config["task"]]
-            runs.append(LossRun(label, f"mdf:{source}", dict(config["mdf"]["options"])))
-        elif label == "mdf-official":
-            runs.append(_official_run(config, weights_dir))
-        else:
-            runs.append(LossRun(label, label))
+    """Every (loss label, repeat) of the experiment as a :class:`LossRun`, label by label (files are not opened).
+
+    Repeat k of a run trains with ``train.seed + k``; a loss that uses ``mdf`` takes the k-th of
+    ``mdf.weights`` when that is a list (one phase-1 draw per repeat).
+    """
+    repeats = config["train"]["repeats"]
+    runs = [_resolve(config, label, weights_dir, repeat) for label in config["losses"] for repeat in range(repeats)]
     slugs = [r.slug for r in runs]
     if len(set(slugs)) != len(slugs):
-        raise ValueError(f"losses: labels {config['losses']} give clashing folder names {slugs}")
+        raise ValueError(f"losses: labels {config['losses']} give clashing folder names {sorted(set(slugs))}")
     return runs
+
+
+def mdf_sources(config: dict[str, Any]) -> list[str]:
+    """``mdf.weights`` as a list (the pretrained loss named after the task by default)."""
+    weights = config["mdf"]["weights"] or PRETRAINED_BY_TASK.get(config["task"])
+    return list(weights) if isinstance(weights, list) else [weights]
+
+
+def _resolve(config: dict[str, Any], label: str, weights_dir: Path, repeat: int) -> LossRun:
+    main, at, reference = label.partition("@")
+    if at:
+        if not main or not reference or "@" in reference:
+            raise ValueError(f"losses: expected LOSS@REFERENCE such as l2@mdf, got {label!r}")
+        target = _resolve(config, reference, weights_dir, repeat)
+        run = _resolve(config, main, weights_dir, repeat)
+        return LossRun(label, run.spec, run.mdf_options, run.official_source, repeat, scale_to=target)
+    alias = config["loss_aliases"].get(label)
+    if alias is not None:
+        if isinstance(alias, str):
+            return LossRun(label, alias, repeat=repeat)
+        if isinstance(alias, dict) and isinstance(alias.get("spec"), str):
+            return LossRun(label, alias["spec"], dict(alias.get("mdf_options") or {}), repeat=repeat)
+        raise ValueError(f"loss_aliases.{label}: expected a spec string or {{spec, mdf_options}}, got {alias!r}")
+    if label == "mdf-official":
+        return replace(_official_run(config, weights_dir), repeat=repeat)
+    if any(term.strip().rpartition("*")[2].strip() == "mdf" for term in _TERMS.split(label)):
+        sources = mdf_sources(config)
+        source = sources[repeat % len(sources)]
+        spec = "+".join(_with_mdf(term, source) for term in _TERMS.split(label))
+        return LossRun(label, spec, dict(config["mdf"]["options"]), repeat=repeat)
+    return LossRun(label, label, repeat=repeat)
 
 
 def _official_run(config: dict[str, Any], weights_dir: Path) -> LossRun:
@@ -322,13 +397,31 @@ def _official_run(config: dict[str, Any], weights_dir: Path) -> LossRun:
     return LossRun("mdf-official", f"mdf:{converted}", dict(official["options"]), official_source=str(source))
 
 
+_TERMS = re.compile(r"(?<![0-9][eE])\+")
+
+
+def _with_mdf(term: str, source: str) -> str:
+    """A spec term with a bare ``mdf`` replaced by ``mdf:SOURCE``."""
+    weight, star, name = term.strip().rpartition("*")
+    return f"{weight.strip()}{star}mdf:{source}" if name.strip() == "mdf" else term.strip()
+
+
+def run_seed(config: dict[str, Any], run: LossRun) -> int:
+    """The training seed of ``run``: ``train.seed`` + its repeat (initialisation, patches, augmentation, noise)."""
+    return int(config["train"]["seed"]) + run.repeat
+
+
 def identity(config: dict[str, Any], run: LossRun, iterations: int, train_images: list[str]) -> dict[str, Any]:
-    """What a checkpoint must share with the config that resumes it (``gan`` too when enabled)."""
+    """What a checkpoint must share with the config that resumes it (``gan`` too when enabled,
+    the reference loss of a scale-matched run). ``--converge`` is not part of it: a run trained
+    to convergence is the same run continued past its budget."""
     gan = {"gan": config["gan"]} if config["gan"]["enabled"] else {}
+    scaled = {"scale_to": {"spec": run.scale_to.spec, "mdf_options": run.scale_to.mdf_options}} if run.scale_to else {}
+    train = {k: config["train"][k] for k in ("optimizer", "scheduler", "grad_clip")}
     return json.loads(json.dumps({
         "task": config["task"], "model": config["model"], "degradation": config["degradation"],
         "loss": run.spec, "mdf_options": run.mdf_options,
         "data": {k: config["data"][k] for k in ("patch_size", "batch_size", "augment")},
-        "train": {k: config["train"][k] for k in ("seed", "optimizer", "scheduler", "grad_clip")},
-        "iterations": iterations, "train_images": train_images, **gan,
+        "train": {"seed": run_seed(config, run), **train},
+        "iterations": iterations, "train_images": train_images, **gan, **scaled,
     }, sort_keys=True))

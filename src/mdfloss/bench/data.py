@@ -145,7 +145,7 @@ def eval_set(paths: Sequence[Path], degradation: Degradation, condition: Conditi
     for path in paths:
         raw = path.read_bytes()
         key = hashlib.sha256(
-            raw + repr((degradation.task, vars(degradation), condition.name, condition.params, crop)).encode()
+            raw + repr((degradation.task, degradation.settings(), condition.name, condition.params, crop)).encode()
         ).hexdigest()[:16]
         cached = cache_dir / f"{path.stem}-{condition.name}-{key}.safetensors" if cache_dir else None
         image = mod_crop(read_image(io.BytesIO(raw)), degradation.scale)

@@ -1,7 +1,8 @@
 """Test-set evaluation: per-image metrics of one trained network, and the images behind them.
 
-``results.csv`` has one row per (loss, dataset, image) with the columns of :data:`RESULT_FIELDS`;
-``lpips`` is empty when its weights are unavailable. A dataset is ``<folder>/<condition>``,
+``results.csv`` has one row per (loss, repeat, dataset, image) with the columns of
+:data:`RESULT_FIELDS`; ``lpips`` is empty when its weights are unavailable, ``repeat`` is the
+run's repeat (0 .. ``train.repeats`` - 1; files written before repeats existed have no column: 0). A dataset is ``<folder>/<condition>``,
 e.g. ``BSD500/sigma25`` or ``val/q7``.
 """
 
@@ -19,7 +20,7 @@ from .._files import write_png
 from ..metrics.image import METRICS, ImageMetrics
 from .data import EvalImage
 
-RESULT_FIELDS = ("task", "model", "loss", "dataset", "image", *METRICS)
+RESULT_FIELDS = ("task", "model", "loss", "repeat", "dataset", "image", *METRICS)
 INPUT_LABEL = "input"
 EvalSets = Mapping[str, Sequence[EvalImage]]
 """``{dataset: images}``, e.g. ``{"val/x4": [...]}``."""
@@ -43,7 +44,7 @@ def evaluate(model: nn.Module, datasets: EvalSets, metrics: ImageMetrics, *,
              device: torch.device, labels: dict[str, str], image_dir: Path | None) -> list[dict[str, Any]]:
     """Run ``model`` on every image of every dataset; rows of :data:`RESULT_FIELDS`.
 
-    ``labels`` gives the task, model and loss columns; outputs are saved as PNGs under
+    ``labels`` gives the task, model, loss and repeat columns; outputs are saved as PNGs under
     ``image_dir/<dataset>/`` unless it is None.
     """
     model.eval()

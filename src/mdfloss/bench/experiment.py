@@ -12,17 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from .._files import list_images
 from ..losses import build_loss, parse_loss_spec
 from ..metrics.image import ImageMetrics
-from .config import LossRun, resolve_losses, total_iterations
+from .config import LossRun, mdf_sources, resolve_losses, run_seed, total_iterations
+from .convergence import ConvergenceRule
 from .data import EvalImage, TrainPatches, eval_set, read_image
 from .degradations import Degradation, build_degradation
 from .distributed import Context
 from .models import build_model
+from .plugins import build_plugin_loss, build_plugin_model, is_plugin, plugin_record
 
 
 @dataclass
@@ -71,6 +74,9 @@ def prepare(config: dict[str, Any], out: Path) -> Experiment:
             f"train.select: {config['train']['select']!r} needs validation images (--val-dir or data.val_holdout); "
             "use train.select=last to test the last weights"
         )
+    if not val_paths and config["train"]["converge"]["enabled"]:
+        raise ValueError("train.converge: needs validation images (--val-dir or data.val_holdout) to follow the "
+                         "validation PSNR")
     if data["val_limit"]:
         val_paths = val_paths[: data["val_limit"]]
     test_dirs = _dataset_names(data["test_dir"])
@@ -111,7 +117,11 @@ def load_eval_sets(experiment: Experiment, split: str) -> dict[str, list[EvalIma
 
 
 def build_run_loss(experiment: Experiment, run: LossRun, device: torch.device | str) -> nn.Module:
+    """The loss of ``run`` as specified (a scale-matched run's constant is applied by the runner)."""
     config = experiment.config
+    if is_plugin(run.spec):
+        options = config["loss_options"].get(run.spec.rpartition(":")[2])
+        return build_plugin_loss(run.spec, options).to(device)
     return build_loss(run.spec, device=device, mdf_options=run.mdf_options,
                       perceptual_options=config["perceptual"])
 
@@ -135,6 +145,8 @@ def check_losses(experiment: Experiment, context: Context) -> tuple[list[LossRun
                 convert_official(run)
             context.barrier()
             build_run_loss(experiment, run, "cpu")
+            if run.scale_to is not None:
+                build_run_loss(experiment, run.scale_to, "cpu")
         except (FileNotFoundError, ValueError) as error:
             if run.label in optional and _is_missing_weights(error, run):
                 skipped[run.label] = str(error)
@@ -146,7 +158,9 @@ def check_losses(experiment: Experiment, context: Context) -> tuple[list[LossRun
 
 
 def _is_missing_weights(error: Exception, run: LossRun) -> bool:
-    needs_files = any(t.needs_imagenet_weights or t.name.startswith("mdf:") for t in parse_loss_spec(run.spec))
+    specs = [run.spec] + ([run.scale_to.spec] if run.scale_to else [])
+    needs_files = any(t.needs_imagenet_weights or t.name.startswith("mdf:")
+                      for spec in specs if not is_plugin(spec) for t in parse_loss_spec(spec))
     return isinstance(error, FileNotFoundError) and needs_files
 
 
@@ -161,14 +175,21 @@ def without_unset_official(config: dict[str, Any]) -> tuple[dict[str, Any], dict
 
 @dataclass
 class Setup:
-    """What training needs: the experiment, its usable losses, the skipped ones and why, patches."""
+    """What training needs: the experiment, its usable runs, the skipped losses and why, the training images."""
 
     experiment: Experiment
     runs: list[LossRun]
     skipped: dict[str, str]
-    patches: TrainPatches
+    images: list[np.ndarray]
     total: int
-    """Training iterations per loss."""
+    """Training iterations per run (its budget)."""
+
+    def patches(self, run: LossRun) -> TrainPatches:
+        """The training samples of ``run``, drawn with its seed (:func:`~.config.run_seed`)."""
+        config = self.experiment.config
+        return TrainPatches(self.images, self.experiment.degradation, patch_size=config["data"]["patch_size"],
+                            augment=config["data"]["augment"], seed=run_seed(config, run),
+                            names=[p.name for p in self.experiment.train_paths])
 
 
 def set_up(config: dict[str, Any], out: Path, context: Context) -> Setup:
@@ -177,17 +198,27 @@ def set_up(config: dict[str, Any], out: Path, context: Context) -> Setup:
     experiment = prepare(config, out)
     runs, skipped = check_losses(experiment, context)
     skipped.update(skipped_official)
-    train_images = [read_image(p) for p in experiment.train_paths]
-    patches = TrainPatches(train_images, experiment.degradation, patch_size=config["data"]["patch_size"],
-                           augment=config["data"]["augment"], seed=config["train"]["seed"],
-                           names=[p.name for p in experiment.train_paths])
-    return Setup(experiment, runs, skipped, patches, total_iterations(config, len(train_images)))
+    images = [read_image(p) for p in experiment.train_paths]
+    setup = Setup(experiment, runs, skipped, images, total_iterations(config, len(images)))
+    rule = ConvergenceRule.from_config(config["train"]["converge"], setup.total)
+    if rule.enabled and rule.window_iterations < config["train"]["val_every"]:
+        raise ValueError(f"train.converge.window: {rule.window} of {setup.total} iterations is {rule.window_iterations}, "
+                         f"less than train.val_every ({config['train']['val_every']}): expected a window that holds "
+                         "at least two validations")
+    if runs:
+        setup.patches(runs[0])  # checks the patch size against every image
+    return setup
 
 
-def build_run_model(config: dict[str, Any]) -> nn.Module:
+def build_run_model(config: dict[str, Any], degradation: Degradation | None = None) -> nn.Module:
+    """The network of the experiment (a plugin is called with the task and the degradation's scale)."""
     options = {k: v for k, v in config["model"].items() if k not in ("type", "size")}
+    model_type = config["model"]["type"]
+    if is_plugin(model_type):
+        scale = (degradation or build_degradation(config["task"], config["degradation"])).scale
+        return build_plugin_model(model_type, task=config["task"], scale=scale, options=options)
     scale = config["degradation"].get("scale", 4)
-    return build_model(config["model"]["type"], task=config["task"], size=config["model"].get("size", "paper"),
+    return build_model(model_type, task=config["task"], size=config["model"].get("size", "paper"),
                        scale=scale, **options)
 
 
@@ -205,12 +236,34 @@ def build_metrics(experiment: Experiment, context: Context) -> tuple[ImageMetric
 
 
 def description(experiment: Experiment) -> dict[str, Any]:
-    """What the manifest records of an experiment (see :mod:`~mdfloss.bench.manifest`)."""
+    """What the manifest records of an experiment (see :mod:`~mdfloss.bench.manifest`): its config,
+    datasets and losses, the sources of run-to-run variation that its repeats sample, and the
+    version of every plugin it uses."""
     config = experiment.config
     return {
         "task": config["task"], "model": config["model"]["type"], "model_size": config["model"].get("size"),
         "config": config, "border": experiment.border,
         "datasets": [f"{n}/{c.name}" for n in experiment.test_dirs
                      for c in experiment.degradation.eval_conditions("test")],
-        "losses": [r.label for r in experiment.runs],
+        "losses": list(dict.fromkeys(r.label for r in experiment.runs)),
+        "repeats": config["train"]["repeats"], "variation": variation_sources(config),
+        "plugins": [plugin_record(spec) for spec in _plugin_specs(experiment)],
     }
+
+
+def variation_sources(config: dict[str, Any]) -> list[str]:
+    """What differs between the repeats of a loss (nothing with one repeat)."""
+    if config["train"]["repeats"] == 1:
+        return []
+    sources = ["the network's training seed (initialisation, patch order, augmentation, noise draws)"]
+    if len(mdf_sources(config)) > 1:
+        sources.append(f"the MDF loss's phase-1 draw ({len(mdf_sources(config))} weight files of mdf.weights)")
+    return sources
+
+
+def _plugin_specs(experiment: Experiment) -> list[str]:
+    config = experiment.config
+    specs = [r.spec for r in experiment.runs if is_plugin(r.spec)]
+    specs += [config["model"]["type"]] if is_plugin(str(config["model"]["type"])) else []
+    specs += [config["degradation"]["plugin"]] if "plugin" in config["degradation"] else []
+    return list(dict.fromkeys(specs))

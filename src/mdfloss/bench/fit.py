@@ -30,10 +30,11 @@ from torch import nn
 from .._files import existing_file, read_csv, write_atomically, write_csv
 from ..metrics.image import crop_border, psnr, quantize
 from ..train.checkpoint import load_checkpoint, save_checkpoint
+from .convergence import ConvergenceRule
 from .data import EvalImage, IterationSampler, TrainPatches
 from .distributed import Context, StopFlag
+from .run_folder import CHECKPOINT, RunFolder
 
-CHECKPOINT = "checkpoint.pt"
 BEST_FILES = {"val_loss": "best-val-loss.safetensors", "val_psnr": "best-val-psnr.safetensors"}
 TRAIN_LOG_FIELDS = ("iteration", "loss", "lr", "seconds")
 VAL_LOG_FIELDS = ("iteration", "val_loss", "val_psnr")
@@ -95,21 +96,27 @@ def lr_factor(options: dict[str, Any], total: int, name: str = "train.scheduler"
 
 def build_scheduler(options: dict[str, Any], optimizer: torch.optim.Optimizer, total: int,
                     base_lr: float, name: str = "train.scheduler") -> torch.optim.lr_scheduler.LambdaLR:
+    """The schedule over ``total`` iterations; past them (a run extended by ``--converge``) the
+    rate stays at its last value."""
     options = dict(options)
     if options.get("type") == "exponential":
         if "lr_end" not in options:
             raise ValueError(f"{name}.lr_end: expected the final learning rate of the exponential schedule")
         options["end_factor"] = float(options["lr_end"]) / base_lr
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(options, total, name))
+    factor = lr_factor(options, total, name)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: factor(min(i, total - 1)))
 
 
 @dataclass
 class RunResult:
-    """What training produced."""
+    """What training produced; ``status`` is how it ended (:data:`~.convergence.STATUSES`), ``gain``
+    the validation PSNR gain its last window's slope predicts over one more window (dB)."""
 
     iterations: int
     seconds: float
     best: dict[str, dict[str, float]] = field(default_factory=dict)
+    status: str = "budget"
+    gain: float = math.nan
 
 
 @torch.no_grad()
@@ -142,7 +149,8 @@ def load_weights(path: Path, model: nn.Module) -> None:
 
 
 class Trainer:
-    """Trains ``model`` with ``loss_fn`` on ``patches`` for ``total`` iterations in ``folder``."""
+    """Trains ``model`` with ``loss_fn`` on ``patches`` for ``total`` iterations in ``folder``, or,
+    with ``train.converge.enabled``, on until it converges (:mod:`~.convergence`)."""
 
     train_log_fields: tuple[str, ...] = TRAIN_LOG_FIELDS
 
@@ -167,6 +175,7 @@ class Trainer:
         base_lr = float(self.train_options["optimizer"].get("lr", 0))
         self.optimizer = build_optimizer(self.train_options["optimizer"], self.model.parameters())
         self.scheduler = build_scheduler(self.train_options["scheduler"], self.optimizer, total, base_lr)
+        self.rule = ConvergenceRule.from_config(self.train_options["converge"], total)
         self.iteration = 0
         self.seconds = 0.0
         self.best: dict[str, dict[str, float]] = {}
@@ -218,17 +227,23 @@ class Trainer:
         self.best = state["best"]
 
     # ------------------------------------------------------------------ loop
+    def curve(self) -> list[tuple[int, float]]:
+        """(iteration, validation PSNR) so far."""
+        return [(int(r["iteration"]), float(r["val_psnr"])) for r in self.val_rows]
+
+    def result(self, status: str) -> RunResult:
+        return RunResult(self.iteration, self.seconds, self.best, status, self.rule.predicted_gain(self.curve()))
+
     def run(self, *, resume: bool) -> RunResult:
-        """Train to ``total`` iterations (from the checkpoint when ``resume``)."""
-        if (self.folder / CHECKPOINT).is_file():
-            if not resume:
-                raise FileExistsError(
-                    f"{self.folder / CHECKPOINT} exists: pass --resume to continue it, or choose another --out"
-                )
+        """Train for the budget, or to convergence (from the checkpoint when ``resume``)."""
+        run_folder = RunFolder(self.folder)
+        run_folder.claim(resume)
+        if run_folder.started:
             self.load_checkpoint()
         self.folder.mkdir(parents=True, exist_ok=True)
-        if self.iteration >= self.total:
-            return RunResult(self.iteration, self.seconds, self.best)
+        status = self.rule.status(self.iteration, self.curve())
+        if status is not None:
+            return self.result(status)
         network = self._networks()
         loader = self._loader()
         progress = self._progress()
@@ -244,7 +259,8 @@ class Trainer:
                 self.iteration += 1
                 self.seconds = time.perf_counter() - started
                 progress.update(1)
-                if self.iteration % self.train_options["log_every"] == 0 or self.iteration == self.total:
+                at_end = self.iteration in (self.total, self.rule.cap)
+                if self.iteration % self.train_options["log_every"] == 0 or at_end:
                     means = self._log_means(window)
                     window.clear()
                     self.train_rows.append({"iteration": self.iteration, **{k: f"{v:.6g}" for k, v in means.items()},
@@ -253,23 +269,26 @@ class Trainer:
                     if writer is not None:
                         for key, value in {**means, "lr": lr}.items():
                             writer.add_scalar(f"train/{key}", value, self.iteration)
-                if self.iteration % self.train_options["val_every"] == 0 or self.iteration == self.total:
+                if self.iteration % self.train_options["val_every"] == 0 or at_end:
                     self._validate(writer)
+                status = self.rule.status(self.iteration, self.curve())
                 stop_after = self.train_options["stop_after"]
                 reason = self.stop.signal_name if self.stop.requested else None
                 if reason is None and stop_after is not None and self.iteration >= stop_after:
                     reason = f"train.stop_after={stop_after}"
                 stopping = self.context.any(reason is not None)
-                if stopping or self.iteration % self.train_options["checkpoint_every"] == 0 or self.iteration == self.total:
+                if stopping or self.iteration % self.train_options["checkpoint_every"] == 0 or status is not None:
                     self.save_checkpoint()
                     self.context.barrier()
-                if stopping and self.iteration < self.total:
+                if status is not None:
+                    return self.result(status)
+                if stopping:
                     raise TrainingInterrupted(self.iteration, reason or "another process was stopped")
         finally:
             progress.close()
             if writer is not None:
                 writer.close()
-        return RunResult(self.iteration, self.seconds, self.best)
+        raise AssertionError("unreachable: the loader ends at the cap, where the rule stops the run")
 
     def step(self, inputs: torch.Tensor, targets: torch.Tensor, network: nn.Module | None = None) -> float:
         """One optimisation step on a batch; returns the loss before the step.
@@ -337,7 +356,7 @@ class Trainer:
         return DistributedDataParallel(module, device_ids=device_ids)
 
     def _loader(self) -> torch.utils.data.DataLoader:
-        sampler = IterationSampler(self.iteration, self.total, self.data_options["batch_size"], self.context.rank,
+        sampler = IterationSampler(self.iteration, self.rule.cap, self.data_options["batch_size"], self.context.rank,
                                    self.context.world_size)
         workers = self.data_options["workers"]
         return torch.utils.data.DataLoader(
@@ -348,7 +367,7 @@ class Trainer:
     def _progress(self) -> Any:
         from tqdm import tqdm
 
-        return tqdm(total=self.total, initial=self.iteration, desc=self.description, dynamic_ncols=True,
+        return tqdm(total=self.rule.cap, initial=self.iteration, desc=self.description, dynamic_ncols=True,
                     disable=not (self.logging["progress"] and self.context.is_main), leave=False)
 
     def _tensorboard(self) -> Any:

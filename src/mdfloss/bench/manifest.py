@@ -5,8 +5,11 @@
     {"commands": ["mdfloss bench ...", ...],          # every command that trained into the folder
      "experiments": {NAME: {task, model, config, border, datasets, losses, iterations,
                             skipped: {label: why}, lpips: note,
-                            runs: {label: {spec, mdf_options, official_source, iterations,
-                                           train_seconds, eval_seconds, selected, best, folder, ...}}}}}
+                            runs: {key: {label, repeat, spec, mdf_options, official_source, iterations,
+                                         train_seconds, eval_seconds, selected, best, status,
+                                         predicted_gain_db, folder, ...}}}}}
+
+A run's key is its loss label, with ``#K`` for repeat K >= 1 (:class:`~.config.LossRun`).
 
 ``results.csv`` holds the rows of every finished run (``<folder>/results.csv``), in manifest
 order; it is rewritten whenever a run finishes. Every write is atomic, and every
@@ -25,9 +28,9 @@ from typing import Any
 
 from .._files import read_csv, write_atomically, write_csv
 from .evaluate import RESULT_FIELDS
+from .run_folder import RESULTS
 
 MANIFEST = "manifest.json"
-RESULTS = "results.csv"
 LOCK = ".manifest.lock"
 INPUT_RESULTS = "input_results.csv"
 """Per experiment: the metrics of the degraded input itself (bicubic for super-resolution), for reference."""
@@ -78,17 +81,17 @@ def record_experiment(out: Path, name: str, description: dict[str, Any], **notes
         write_manifest(out, manifest)
 
 
-def record_run(out: Path, name: str, label: str, run: dict[str, Any]) -> None:
-    """Record a finished run of experiment ``name`` and rewrite ``results.csv``."""
+def record_run(out: Path, name: str, key: str, run: dict[str, Any]) -> None:
+    """Record the finished run ``key`` of experiment ``name`` and rewrite ``results.csv``."""
     with _locked(out):
         manifest = read_manifest(out)
-        manifest["experiments"][name]["runs"][label] = run
+        manifest["experiments"][name]["runs"][key] = run
         write_manifest(out, manifest)
         write_results(out, manifest)
 
 
 def recorded_runs(out: Path, name: str) -> dict[str, Any]:
-    """``{label: record}`` of the runs of experiment ``name`` recorded so far."""
+    """``{key: record}`` of the runs of experiment ``name`` recorded so far."""
     return read_manifest(out)["experiments"].get(name, {}).get("runs", {})
 
 
@@ -98,11 +101,16 @@ def write_results(out: Path, manifest: dict[str, Any]) -> None:
     write_csv(out / RESULTS, RESULT_FIELDS, rows)
 
 
+def runs_of(entry: dict[str, Any], label: str) -> list[dict[str, Any]]:
+    """The recorded runs of loss ``label`` in a manifest experiment, by repeat."""
+    runs = [run for key, run in entry["runs"].items() if run.get("label", key) == label]
+    return sorted(runs, key=lambda run: run.get("repeat", 0))
+
+
 def experiment_results(out: Path, entry: dict[str, Any]) -> list[dict[str, str]]:
-    """The result rows of one manifest experiment, in its loss order."""
+    """The result rows of one manifest experiment, in its loss order, then by repeat."""
     rows = []
     for label in entry.get("losses", []):
-        run = entry["runs"].get(label)
-        if run is not None:
-            rows += read_csv(out / run["folder"] / RESULTS)
+        for run in runs_of(entry, label):
+            rows += [{**row, "repeat": row.get("repeat") or "0"} for row in read_csv(out / run["folder"] / RESULTS)]
     return rows

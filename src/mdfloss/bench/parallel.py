@@ -21,22 +21,21 @@ import torch
 from ..cli import EXIT_INTERRUPTED
 from .config import LossRun
 from .distributed import Context, StopFlag, stop_on_signals
-from .fit import CHECKPOINT, TrainingInterrupted
-from .manifest import RESULTS
+from .fit import TrainingInterrupted
+from .run_folder import RunFolder
 
 
 def pending_runs(config: dict[str, Any], runs: list[LossRun], out: Path, *, resume: bool) -> list[tuple[float, str]]:
-    """(relative cost, loss label) of each of ``runs`` without results yet.
+    """(relative cost, run key) of each of ``runs`` without results yet.
 
     Without ``resume``, a folder that already holds a run (finished or not) is refused.
     """
     pending = []
     for run in runs:
-        folder = out / config["name"] / run.slug
-        if not resume and ((folder / RESULTS).is_file() or (folder / CHECKPOINT).is_file()):
-            raise FileExistsError(f"{folder} holds a run: pass --resume to continue it, or choose another --out")
-        if not (folder / RESULTS).is_file():
-            pending.append((_relative_cost(run.spec), run.label))
+        folder = RunFolder(out / config["name"] / run.slug)
+        folder.claim(resume)
+        if not folder.finished:
+            pending.append((_relative_cost(run.spec), run.key))
     return pending
 
 
@@ -60,7 +59,7 @@ def train_in_parallel(configs: list[dict[str, Any]], out: Path, jobs: int, *, re
         runs = prepare_experiment(config, out, Context(device=device)).setup.runs
         weighted += [(cost, index, config, label)
                      for index, (cost, label) in enumerate(pending_runs(config, runs, out, resume=resume))]
-    tasks = [(config, label) for _, _, config, label in sorted(weighted, key=lambda item: (-item[0], item[1]))]
+    tasks = [(config, key) for _, _, config, key in sorted(weighted, key=lambda item: (-item[0], item[1]))]
     spawn = multiprocessing.get_context("spawn")
     errors = spawn.SimpleQueue()
     running: dict[Any, tuple[Any, str]] = {}
@@ -70,11 +69,11 @@ def train_in_parallel(configs: list[dict[str, Any]], out: Path, jobs: int, *, re
     with stop_on_signals(stop):
         while running or (tasks and failure is None and not stop.requested):
             while tasks and len(running) < jobs and failure is None and not stop.requested:
-                config, label = tasks.pop(0)
-                process = spawn.Process(target=_train_one, args=(config, out, label, device, threads, reuse, errors),
-                                        name=f"mdfloss-bench {config['name']} {label}")
+                config, key = tasks.pop(0)
+                process = spawn.Process(target=_train_one, args=(config, out, key, device, threads, reuse, errors),
+                                        name=f"mdfloss-bench {config['name']} {key}")
                 process.start()
-                running[process.sentinel] = (process, f"{config['name']} {label}")
+                running[process.sentinel] = (process, f"{config['name']} {key}")
             for sentinel in wait(list(running), timeout=1.0):
                 process, name = running.pop(sentinel)
                 process.join()
@@ -90,9 +89,9 @@ def train_in_parallel(configs: list[dict[str, Any]], out: Path, jobs: int, *, re
         raise TrainingInterrupted(None, stop.signal_name or "a signal")
 
 
-def _train_one(config: dict[str, Any], out: Path, label: str, device: torch.device, threads: int,
+def _train_one(config: dict[str, Any], out: Path, key: str, device: torch.device, threads: int,
                reuse: Path | None, errors: Any) -> None:
-    """A worker process: one run on ``threads`` threads; exit 130 when stopped, 1 on an error."""
+    """A worker process: the run ``key`` on ``threads`` threads; exit 130 when stopped, 1 on an error."""
     import sys
 
     from .runner import run_experiment
@@ -101,9 +100,9 @@ def _train_one(config: dict[str, Any], out: Path, label: str, device: torch.devi
     stop = StopFlag()
     try:
         with stop_on_signals(stop):
-            run_experiment(config, out, Context(device=device), resume=True, stop=stop, only=label, reuse=reuse)
+            run_experiment(config, out, Context(device=device), resume=True, stop=stop, only=key, reuse=reuse)
     except TrainingInterrupted:
         sys.exit(EXIT_INTERRUPTED)
     except Exception as error:  # reported by the main process, which stops the other runs
-        errors.put(f"{config['name']} {label}: {type(error).__name__}: {error}")
+        errors.put(f"{config['name']} {key}: {type(error).__name__}: {error}")
         sys.exit(1)

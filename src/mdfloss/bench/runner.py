@@ -10,14 +10,18 @@ Output folder layout (``OUT``)::
     <experiment>/input_results.csv  the degraded input's own metrics (bicubic upsampling for SR)
     <experiment>/<loss>/          a run: checkpoint, best weights, logs (fit.py),
                                   results.csv and images/<dataset>/<image>.png;
-                                  discriminator.safetensors for a GAN run (gan.py)
+                                  discriminator.safetensors for a GAN run (gan.py);
+                                  loss_scale.json for a scale-matched run (scale_match.py)
+    <experiment>/<loss>-repeatK/  repeat K >= 1 of the loss (train.repeats), trained with seed + K
 
 A run whose ``results.csv`` exists is complete; ``--resume`` skips it and continues the others
-from their checkpoints.
+from their checkpoints (:mod:`.run_folder`).
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +29,10 @@ from typing import Any
 
 import torch
 
-from .._files import write_csv
+from .._files import write_atomically, write_csv
+from ..losses import WeightedSum
 from ..metrics.image import ImageMetrics
-from .config import LossRun, identity
+from .config import LossRun, identity, run_seed
 from .distributed import Context, StopFlag
 from .evaluate import (
     INPUT_LABEL,
@@ -48,16 +53,14 @@ from .experiment import (
     load_eval_sets,
     set_up,
 )
-from .fit import BEST_FILES, CHECKPOINT, load_weights
+from .fit import BEST_FILES, load_weights
 from .gan import DISCRIMINATOR_FILE, make_trainer
-from .manifest import (
-    INPUT_RESULTS,
-    RESULTS,
-    record_experiment,
-    record_run,
-    recorded_runs,
-)
+from .manifest import INPUT_RESULTS, record_experiment, record_run, recorded_runs
 from .reuse import find_finished_run, loss_digest, take_over
+from .run_folder import CHECKPOINT, RESULTS, RunFolder
+from .scale_match import first_batches, scale_constant
+
+LOSS_SCALE = "loss_scale.json"
 
 
 @dataclass
@@ -89,30 +92,29 @@ def prepare_experiment(config: dict[str, Any], out: Path, context: Context) -> P
 
 def run_experiment(config: dict[str, Any], out: Path, context: Context, *, resume: bool,
                    stop: StopFlag | None = None, only: str | None = None, reuse: Path | None = None) -> None:
-    """Train, select and test the network with every loss (or only the loss labelled ``only``);
-    results go to the run folders and the manifest. A run finished in the benchmark folder
-    ``reuse`` with the same settings is taken over instead of trained (:mod:`.reuse`)."""
+    """Train, select and test the network in every run (loss and repeat), or only in the run whose
+    key is ``only``; results go to the run folders and the manifest. A run finished in the
+    benchmark folder ``reuse`` with the same settings is taken over instead of trained (:mod:`.reuse`)."""
     prepared = prepare_experiment(config, out, context)
-    setup, val_sets, test_sets, metrics = prepared.setup, prepared.val_sets, prepared.test_sets, prepared.metrics
+    setup = prepared.setup
     experiment = setup.experiment
     name = experiment.config["name"]
     recorded = recorded_runs(out, name) if context.is_main else {}
     for index, run in enumerate(setup.runs, 1):
-        if only is not None and run.label != only:
+        if only is not None and run.key != only:
             continue
-        folder = experiment.folder / run.slug
-        if (folder / RESULTS).is_file():
-            if not resume:
-                raise FileExistsError(f"{folder / RESULTS} exists: pass --resume to keep it, or choose another --out")
-            if context.is_main and run.label not in recorded:
-                record_run(out, name, run.label, _run_record(run, {"folder": str(folder.relative_to(out))}))
+        folder = RunFolder(experiment.folder / run.slug)
+        folder.claim(resume)
+        if folder.finished:
+            if context.is_main and run.key not in recorded:
+                record_run(out, name, run.key, _run_record(run, {"folder": str(folder.path.relative_to(out))}))
             continue
-        description_text = f"{name} {run.label} [{index}/{len(setup.runs)}]"
-        model, result, provenance = _train(setup, run, folder, val_sets, context, resume, stop, description_text,
-                                           reuse, out)
+        description_text = f"{name} {run.key} [{index}/{len(setup.runs)}]"
+        model, result, provenance = _train(setup, run, folder.path, prepared, context, resume, stop,
+                                           description_text, reuse)
         if context.is_main:
-            record = _test(experiment, run, folder, model, result, test_sets, metrics, context)
-            record_run(out, name, run.label, {**record, **provenance})
+            record = _test(experiment, run, folder.path, model, result, prepared, context)
+            record_run(out, name, run.key, {**record, **provenance})
         context.barrier()
 
 
@@ -128,20 +130,20 @@ def _measure_input(experiment: Experiment, test_sets: EvalSets, metrics: Any, co
     write_csv(baseline, RESULT_FIELDS, [format_row(r) for r in rows])
 
 
-def _train(setup: Setup, run: LossRun, folder: Path, val_sets: EvalSets, context: Context, resume: bool,
-           stop: StopFlag | None, description_text: str,
-           reuse: Path | None, out: Path) -> tuple[torch.nn.Module, Any, dict[str, str]]:
+def _train(setup: Setup, run: LossRun, folder: Path, prepared: Prepared, context: Context, resume: bool,
+           stop: StopFlag | None, description_text: str, reuse: Path | None) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
     """Train the network with ``run``'s loss (its content loss when ``gan.enabled``), from its
     checkpoint when resuming, or take the training over from ``reuse``.
 
-    Returns the model, the training result and the run's provenance (``loss_digest``, and
-    ``reused_from`` when taken over) for the manifest."""
+    Returns the model, the training result and the run's provenance (``loss_digest``,
+    ``loss_scale`` for a scale-matched run, ``reused_from`` when taken over) for the manifest."""
     experiment = setup.experiment
     config = experiment.config
+    out = experiment.out
     loss_fn = build_run_loss(experiment, run, context.device)
-    provenance = {"loss_digest": loss_digest(loss_fn)}
+    provenance: dict[str, Any] = {"loss_digest": loss_digest(loss_fn)}
     run_identity = identity(config, run, setup.total, [p.name for p in experiment.train_paths])
-    started_before = (folder / CHECKPOINT).is_file()
+    started_before = RunFolder(folder).started
     context.barrier()
     if reuse is not None and context.is_main and not started_before:
         source = find_finished_run(reuse, out, config["name"], config, run_identity, provenance["loss_digest"])
@@ -150,28 +152,52 @@ def _train(setup: Setup, run: LossRun, folder: Path, val_sets: EvalSets, context
             provenance["reused_from"] = str(source)
             print(f"{description_text}: training taken over from {source}", flush=True)
     context.barrier()
-    taken_over = not started_before and (folder / CHECKPOINT).is_file()
-    torch.manual_seed(config["train"]["seed"])
-    model = build_run_model(config)
+    taken_over = not started_before and RunFolder(folder).started
+    torch.manual_seed(run_seed(config, run))
+    model = build_run_model(config, experiment.degradation).to(context.device)
+    patches = setup.patches(run)
+    if run.scale_to is not None:
+        constant = _loss_scale(setup, run, folder, model, loss_fn, patches, context)
+        loss_fn = WeightedSum([loss_fn], [constant], [run.spec])
+        provenance["loss_scale"] = constant
     trainer = make_trainer(
-        folder=folder, model=model, loss_fn=loss_fn, patches=setup.patches, config=config, total=setup.total,
+        folder=folder, model=model, loss_fn=loss_fn, patches=patches, config=config, total=setup.total,
         identity=run_identity, context=context,
-        val_images=val_sets.get("val"), border=experiment.border, stop=stop, description=description_text,
+        val_images=prepared.val_sets.get("val"), border=experiment.border, stop=stop, description=description_text,
     )
     return model, trainer.run(resume=resume or taken_over), provenance
 
 
+def _loss_scale(setup: Setup, run: LossRun, folder: Path, model: torch.nn.Module, loss_fn: torch.nn.Module,
+                patches: Any, context: Context) -> float:
+    """The constant of a scale-matched run: measured once, before any step, and kept in
+    ``loss_scale.json`` so that a resumed run uses the same value."""
+    path = folder / LOSS_SCALE
+    if path.is_file():
+        return float(json.loads(path.read_text(encoding="utf-8"))["constant"])
+    assert run.scale_to is not None
+    reference = build_run_loss(setup.experiment, run.scale_to, context.device)
+    batches = first_batches(patches, setup.experiment.config["data"]["batch_size"])
+    constant = scale_constant(loss_fn, reference, model, batches)
+    if context.is_main:
+        text = json.dumps({"constant": constant, "reference": run.scale_to.spec, "batches": len(batches)}, indent=1)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return constant
+
+
 def _test(experiment: Experiment, run: LossRun, folder: Path, model: torch.nn.Module, result: Any,
-          test_sets: EvalSets, metrics: Any, context: Context) -> dict[str, Any]:
+          prepared: Prepared, context: Context) -> dict[str, Any]:
     """Select the weights, test them, write the run's ``results.csv``; returns the manifest record."""
     config = experiment.config
     selection = config["train"]["select"]
     if selection != "last":
         load_weights(folder / BEST_FILES[selection], model)
-    labels = {"task": config["task"], "model": config["model"]["type"], "loss": run.label}
+    labels = {"task": config["task"], "model": config["model"]["type"], "loss": run.label, "repeat": run.repeat}
     image_dir = folder / "images" if config["eval"]["save_images"] else None
     started = time.perf_counter()
-    rows = evaluate(model, test_sets, metrics, device=context.device, labels=labels, image_dir=image_dir)
+    rows = evaluate(model, prepared.test_sets, prepared.metrics, device=context.device, labels=labels,
+                    image_dir=image_dir)
     write_csv(folder / RESULTS, RESULT_FIELDS, [format_row(r) for r in rows])
     out = experiment.out
     gan = {"discriminator": str((folder / DISCRIMINATOR_FILE).relative_to(out))} if config["gan"]["enabled"] else {}
@@ -179,9 +205,12 @@ def _test(experiment: Experiment, run: LossRun, folder: Path, model: torch.nn.Mo
         "iterations": result.iterations, "train_seconds": round(result.seconds, 1),
         "eval_seconds": round(time.perf_counter() - started, 1), "selected": selection,
         "best": result.best, "folder": str(folder.relative_to(out)),
-        "checkpoint": str((folder / CHECKPOINT).relative_to(out)), **gan,
+        "checkpoint": str((folder / CHECKPOINT).relative_to(out)), "status": result.status,
+        "predicted_gain_db": None if math.isnan(result.gain) else round(result.gain, 4), **gan,
     })
 
 
 def _run_record(run: LossRun, result: dict[str, Any]) -> dict[str, Any]:
-    return {"spec": run.spec, "mdf_options": run.mdf_options, "official_source": run.official_source, **result}
+    scaled = {"scale_to": run.scale_to.spec} if run.scale_to else {}
+    return {"label": run.label, "repeat": run.repeat, "spec": run.spec, "mdf_options": run.mdf_options,
+            "official_source": run.official_source, **scaled, **result}

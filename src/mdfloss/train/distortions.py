@@ -21,7 +21,6 @@ Plugins: ``"package.module:function"`` names a function ``f(batch, generator, **
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -33,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import as_type, check_int, check_number
+from .._plugins import load_object
 from ..functional import gaussian_window, jpeg_roundtrip_uint8
 
 
@@ -202,23 +202,10 @@ class PluginDistortion:
 
 def load_plugin(spec: str) -> Callable[..., Any]:
     """Import ``"package.module:function"`` and return the function."""
-    module_name, colon, attribute = spec.partition(":")
-    if not colon or not module_name or not attribute:
+    if ":" not in spec:
         raise ValueError(f"distortion: expected a registered name ({', '.join(REGISTRY)}) or 'package.module:function', "
                          f"got {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ValueError(f"distortion: cannot import module {module_name!r} for plugin {spec!r} "
-                         f"({type(error).__name__}: {error})") from None
-    function: Any = module
-    for part in attribute.split("."):
-        if not hasattr(function, part):
-            raise ValueError(f"distortion: module {module_name!r} has no attribute {attribute!r} (plugin {spec!r})")
-        function = getattr(function, part)
-    if not callable(function):
-        raise TypeError(f"distortion: plugin {spec!r} is a {type(function).__name__}, expected a callable")
-    return function
+    return load_object(spec, "distortion")
 
 
 def make_distortion(spec: str | Distortion, params: Mapping[str, Any] | None = None) -> Distortion:

@@ -22,14 +22,19 @@ from ...document import (
 )
 from ...metrics.image import HIGHER_IS_BETTER, LABELS
 from ..evaluate import INPUT_LABEL
-from ..manifest import INPUT_RESULTS, experiment_results
+from ..config import recorded_config
+from ..convergence import ConvergenceRule
+from ..manifest import INPUT_RESULTS, experiment_results, runs_of
 from .crops import crop_figure, image_paths
 from .plots import validation_plot, violin_plots
 from .stats import (
     ALPHA,
     STATISTICS,
     ExperimentResults,
+    mean_interval,
     paired_test,
+    prob_better,
+    prob_better_interval,
     rank_marks,
     statistic,
     wins,
@@ -67,7 +72,7 @@ def _experiment(out: Path, name: str, entry: dict[str, Any], results: Experiment
                 baseline: ExperimentResults) -> list[Block]:
     title = (f"{TASK_TITLES.get(entry['task'], entry['task'])}: {entry['model']} ({entry.get('model_size')}), "
              f"{entry.get('iterations', '?')} iterations")
-    blocks: list[Block] = [Heading(2, title), _runs_table(entry, results.losses)]
+    blocks: list[Block] = [Heading(2, title), _runs_table(entry, results.losses), _variation(entry, results)]
     convergence = _convergence_table(out, entry, results, baseline)
     if convergence is not None:
         blocks += [Heading(3, "Convergence"), Paragraph(CONVERGENCE_LEGEND), convergence]
@@ -78,8 +83,15 @@ def _experiment(out: Path, name: str, entry: dict[str, Any], results: Experiment
     blocks += [Heading(3, "Mean and worst 5 %"), _summary_table(results, baseline)]
     options = entry.get("config", {}).get("report") or {}
     references = _references(options, results.losses)
+    if results.repeated:
+        blocks += [Heading(3, "Over runs and images"), Paragraph(OVER_RUNS_LEGEND), _over_runs_table(results)]
+        for reference in references:
+            blocks += _prob_better_table(results, reference)
     if references:
         blocks.append(Heading(3, "One-tailed paired t-tests"))
+        if results.repeated:
+            blocks.append(Paragraph("Over the test images, each image's value being its mean over the loss's runs: "
+                                    "these tests hold for the given runs only, not for a new training run."))
         for reference in references:
             blocks += _tests_table(results, reference)
         blocks += _wins(results, references[0])
@@ -99,9 +111,18 @@ def _experiment(out: Path, name: str, entry: dict[str, Any], results: Experiment
 
 
 CONVERGENCE_LEGEND = (
-    "Validation PSNR (dB) at the last iteration, its gain over the last quarter of the iterations (converged: "
-    "under 0.1 dB), the best validation PSNR and where the selected weights were taken; then the test PSNR of the "
-    "selected weights above the degraded input, per dataset (mean over images)."
+    "Per run: its length and how it ended (converged: the least-squares line through its validation PSNR over the "
+    "last window predicted a gain under the threshold over one more window; cap: it reached the most iterations "
+    "train.converge allows; budget: it ran its iterations without --converge), the validation PSNR (dB) at the "
+    "end, the gain that line predicts (dB per window; the window is a quarter of the iterations unless "
+    "train.converge says otherwise), the best validation PSNR and where the selected weights were taken; then the "
+    "test PSNR of the selected weights above the degraded input, per dataset (mean over images)."
+)
+OVER_RUNS_LEGEND = (
+    "Mean over runs and images, with its 95 % interval from a two-level bootstrap (resample the runs, then the "
+    "images within each run); P(A > B) is the probability that a run of A scores better than a run of B "
+    "(mean over the images; ties count one half), with its 95 % bootstrap interval (runs of each loss resampled, "
+    "the images resampled once for both)."
 )
 
 
@@ -111,32 +132,79 @@ def validation_psnr(out: Path, run: dict[str, Any]) -> list[tuple[int, float]]:
     return [(int(r["iteration"]), float(r["val_psnr"])) for r in rows]
 
 
-def last_quarter_gain(curve: list[tuple[int, float]]) -> float:
-    """PSNR at the last validation minus PSNR at the last validation at or before 3/4 of it: dB."""
-    last_iteration, last_value = curve[-1]
-    earlier = [value for iteration, value in curve if iteration <= 0.75 * last_iteration]
-    return last_value - earlier[-1] if earlier else math.nan
+def _variation(entry: dict[str, Any], results: ExperimentResults) -> Paragraph:
+    """What the repeats varied, or that run-to-run variation was not sampled."""
+    if not results.repeated:
+        return Paragraph("Each loss was trained once: run-to-run variation (the training seed, an MDF loss's phase-1 "
+                         "draw) was not sampled, and the tests below are over test images only.")
+    counts = ", ".join(f"{loss} {count}" for loss, count in results.repeats.items())
+    sources = "; ".join(entry.get("variation") or ["nothing recorded"])
+    return Paragraph(f"Runs per loss: {counts}. Varied between the runs of a loss: {sources}.")
 
 
 def _convergence_table(out: Path, entry: dict[str, Any], results: ExperimentResults,
                        baseline: ExperimentResults) -> Table | None:
+    config = recorded_config(entry.get("config") or {})
+    budget = int(entry.get("iterations") or config["train"]["iters"] or 1)
+    rule = ConvergenceRule.from_config(config["train"]["converge"], budget)
     rows = []
     for loss in results.losses:
-        run = entry["runs"].get(loss, {})
-        curve = validation_psnr(out, run)
-        if not curve:
-            continue
-        selected = (run.get("best") or {}).get(run.get("selected", ""), {})
-        gains = []
-        for dataset in results.datasets:
-            ours, theirs = results.get(dataset, "psnr", loss), baseline.get(dataset, "psnr", INPUT_LABEL)
-            gains.append("" if ours is None or theirs is None else f"{sum(ours) / len(ours) - sum(theirs) / len(theirs):+.2f}")
-        rows.append([loss, f"{curve[-1][1]:.2f}", f"{last_quarter_gain(curve):+.3f}", f"{max(v for _, v in curve):.2f}",
-                     str(selected.get("iteration", "last")), *gains])
+        for run in runs_of(entry, loss):
+            curve = validation_psnr(out, run)
+            if not curve:
+                continue
+            repeat = int(run.get("repeat", 0))
+            selected = (run.get("best") or {}).get(run.get("selected", ""), {})
+            gains = []
+            for dataset in results.datasets:
+                ours, theirs = results.runs(dataset, "psnr", loss), baseline.get(dataset, "psnr", INPUT_LABEL)
+                ok = ours is not None and theirs is not None and repeat < len(ours)
+                gains.append(f"{ours[repeat].mean() - theirs.mean():+.2f}" if ok else "")
+            gain = rule.predicted_gain(curve)
+            rows.append([loss, str(repeat), str(curve[-1][0]), run.get("status", "budget"), f"{curve[-1][1]:.2f}",
+                         "—" if math.isnan(gain) else f"{gain:+.3f}", f"{max(v for _, v in curve):.2f}",
+                         str(selected.get("iteration", "last")), *gains])
     if not rows:
         return None
-    return Table(["loss", "val PSNR", "last-quarter gain", "best val PSNR", "selected at",
-                  *[f"{dataset} vs input" for dataset in results.datasets]], rows, left=1)
+    return Table(["loss", "repeat", "iterations", "ended", "val PSNR", "predicted gain", "best val PSNR",
+                  "selected at", *[f"{dataset} vs input" for dataset in results.datasets]], rows, left=1)
+
+
+def _over_runs_table(results: ExperimentResults) -> Table:
+    """Mean [95 % interval] over runs and images of every loss per dataset and metric."""
+    rows = []
+    for dataset, metric in results.cells():
+        cells = []
+        for loss in results.losses:
+            values = results.runs(dataset, metric, loss)
+            if values is None:
+                cells.append("")
+                continue
+            mean, low, high = mean_interval(values)
+            cells.append(f"{_format(mean, metric)} [{_format(low, metric)}, {_format(high, metric)}]")
+        rows.append([dataset, f"{LABELS[metric]} {'↑' if HIGHER_IS_BETTER[metric] else '↓'}", *cells])
+    return Table(["dataset", "metric", *results.losses], rows, left=2)
+
+
+def _prob_better_table(results: ExperimentResults, reference: str) -> list[Block]:
+    """P(reference > other) [95 % interval] per dataset and metric."""
+    others = [loss for loss in results.losses if loss != reference]
+    if not others:
+        return []
+    rows = []
+    for dataset, metric in results.cells():
+        ref = results.runs(dataset, metric, reference)
+        cells = []
+        for other in others:
+            values = results.runs(dataset, metric, other)
+            if ref is None or values is None:
+                cells.append("")
+                continue
+            higher = HIGHER_IS_BETTER[metric]
+            low, high = prob_better_interval(ref, values, higher)
+            cells.append(f"{prob_better(ref, values, higher):.2f} [{low:.2f}, {high:.2f}]")
+        rows.append([dataset, LABELS[metric], *cells])
+    return [Paragraph(f"P({reference} > other) over runs:"), Table(["dataset", "metric", *others], rows, left=2)]
 
 
 def _references(options: dict[str, Any], losses: list[str]) -> list[str]:
@@ -154,18 +222,21 @@ def _format(value: float, metric: str) -> str:
 def _runs_table(entry: dict[str, Any], losses: list[str]) -> Table:
     rows = []
     for loss in losses:
-        run = entry["runs"].get(loss, {})
-        selected = run.get("selected", "?")
-        best = (run.get("best") or {}).get(selected)
-        at = f"{selected} @ {best['iteration']}" if best else str(selected)
-        minutes = f"{run['train_seconds'] / 60:.1f} min" if "train_seconds" in run else "?"
-        spec = run.get("spec", "?")
-        if run.get("mdf_options"):
-            spec += " " + " ".join(f"{key}={value}" for key, value in sorted(run["mdf_options"].items()))
-        if run.get("official_source"):
-            spec += f" (from {Path(run['official_source']).name})"
-        rows.append([loss, Cell(Code(spec)), str(run.get("iterations", "?")), minutes, at])
-    return Table(["loss", "spec", "iterations", "train time", "selected at"], rows, left=2)
+        for run in runs_of(entry, loss):
+            selected = run.get("selected", "?")
+            best = (run.get("best") or {}).get(selected)
+            at = f"{selected} @ {best['iteration']}" if best else str(selected)
+            minutes = f"{run['train_seconds'] / 60:.1f} min" if "train_seconds" in run else "?"
+            spec = run.get("spec", "?")
+            if run.get("mdf_options"):
+                spec += " " + " ".join(f"{key}={value}" for key, value in sorted(run["mdf_options"].items()))
+            if run.get("official_source"):
+                spec += f" (from {Path(run['official_source']).name})"
+            if run.get("scale_to"):
+                constant = f" x {run['loss_scale']:.4g}" if "loss_scale" in run else ""
+                spec += f"{constant} (scaled to {run['scale_to']})"
+            rows.append([loss, str(run.get("repeat", 0)), Cell(Code(spec)), str(run.get("iterations", "?")), minutes, at])
+    return Table(["loss", "repeat", "spec", "iterations", "train time", "selected at"], rows, left=3)
 
 
 def _summary_table(results: ExperimentResults, baseline: ExperimentResults) -> Table:

@@ -1,5 +1,6 @@
 """The report's statistics: one experiment's per-image results, means and worst-5 % values with their intervals,
-one-tailed paired t-tests, ranks, and how often a reference loss wins."""
+one-tailed paired t-tests, ranks, and how often a reference loss wins; over repeated runs, means with a
+two-level bootstrap interval and the probability that one loss's run outperforms another's."""
 
 from __future__ import annotations
 
@@ -18,26 +19,49 @@ STATISTICS = ("mean", "worst 5 %")
 
 
 class ExperimentResults:
-    """results.csv rows of one experiment, indexed by (dataset, metric, loss) -> per-image values."""
+    """results.csv rows of one experiment, indexed by (dataset, metric, loss) -> per-image values.
+
+    With repeated runs, :meth:`get` gives each image's mean over the loss's runs and :meth:`runs`
+    the (runs, images) array; rows without a ``repeat`` column are repeat 0.
+    """
 
     def __init__(self, rows: list[dict[str, str]], losses: list[str], datasets: list[str]) -> None:
         self.losses = [loss for loss in losses if any(r["loss"] == loss for r in rows)]
         self.datasets = [d for d in datasets if any(r["dataset"] == d for r in rows)]
         self.images: dict[str, list[str]] = {}
-        self.values: dict[tuple[str, str, str], np.ndarray] = {}
+        self.per_run: dict[tuple[str, str, str], np.ndarray] = {}
         for dataset in self.datasets:
             names = sorted({r["image"] for r in rows if r["dataset"] == dataset})
             self.images[dataset] = names
             for loss in self.losses:
-                by_image = {r["image"]: r for r in rows if r["dataset"] == dataset and r["loss"] == loss}
+                own = [r for r in rows if r["dataset"] == dataset and r["loss"] == loss]
+                repeats = sorted({int(r.get("repeat") or 0) for r in own})
                 for metric in METRICS:
-                    cells = [by_image[n][metric] if n in by_image else "" for n in names]
-                    if all(c not in ("", "nan") for c in cells):
-                        self.values[dataset, metric, loss] = np.array([float(c) for c in cells])
+                    table = []
+                    for repeat in repeats:
+                        by_image = {r["image"]: r for r in own if int(r.get("repeat") or 0) == repeat}
+                        cells = [by_image[n].get(metric, "") if n in by_image else "" for n in names]
+                        if all(c not in ("", "nan") for c in cells):
+                            table.append([float(c) for c in cells])
+                    if table and len(table) == len(repeats):
+                        self.per_run[dataset, metric, loss] = np.array(table)
+        self.values = {key: table.mean(axis=0) for key, table in self.per_run.items()}
         self.metrics = [m for m in METRICS if any(k[1] == m for k in self.values)]
+        self.repeats = {loss: max((t.shape[0] for k, t in self.per_run.items() if k[2] == loss), default=0)
+                        for loss in self.losses}
 
     def get(self, dataset: str, metric: str, loss: str) -> np.ndarray | None:
+        """Per-image values (the mean over the loss's runs)."""
         return self.values.get((dataset, metric, loss))
+
+    def runs(self, dataset: str, metric: str, loss: str) -> np.ndarray | None:
+        """(runs, images) values."""
+        return self.per_run.get((dataset, metric, loss))
+
+    @property
+    def repeated(self) -> bool:
+        """Whether any loss ran more than once."""
+        return any(count > 1 for count in self.repeats.values())
 
     def cells(self) -> Iterator[tuple[str, str]]:
         """Every (dataset, metric), in the tables' row order."""
@@ -128,3 +152,42 @@ def wins(results: ExperimentResults, reference: str) -> Wins:
                 winner = next(loss for loss, s in scores.items() if s == best)
                 counted.best_mean_elsewhere.append(f"{dataset} {LABELS[metric]}: {winner}")
     return counted
+
+
+def two_level_means(values: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> np.ndarray:
+    """Bootstrap means of (runs, images) ``values``: each sample draws R runs with replacement, then,
+    within each drawn run, n images with replacement, and averages the R x n values. Shape (samples,)."""
+    rng = np.random.default_rng(seed)
+    runs, images = values.shape
+    chosen_runs = rng.integers(0, runs, size=(samples, runs))
+    chosen_images = rng.integers(0, images, size=(samples, runs, images))
+    return values[chosen_runs[:, :, None], chosen_images].mean(axis=(1, 2))
+
+
+def mean_interval(values: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of (runs, images) ``values`` and its 95 % two-level bootstrap interval."""
+    means = two_level_means(values, samples, seed)
+    return float(values.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def prob_better(a: np.ndarray, b: np.ndarray, higher_is_better: bool) -> float:
+    """P(A > B): over every pair (run of A, run of B), the share where A's mean over the images is
+    better, ties counting one half. ``a`` and ``b`` are (runs, images) on the same images."""
+    mean_a, mean_b = a.mean(axis=1)[:, None], b.mean(axis=1)[None, :]
+    better = mean_a > mean_b if higher_is_better else mean_a < mean_b
+    return float((better + 0.5 * (mean_a == mean_b)).mean())
+
+
+def prob_better_interval(a: np.ndarray, b: np.ndarray, higher_is_better: bool,
+                         samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:
+    """95 % bootstrap interval of :func:`prob_better`: each sample draws each loss's runs with
+    replacement and one set of images with replacement, shared by both (the images are paired)."""
+    rng = np.random.default_rng(seed)
+    images = a.shape[1]
+    estimates = np.empty(samples)
+    for k in range(samples):
+        chosen = rng.integers(0, images, size=images)
+        runs_a = a[rng.integers(0, a.shape[0], size=a.shape[0])][:, chosen]
+        runs_b = b[rng.integers(0, b.shape[0], size=b.shape[0])][:, chosen]
+        estimates[k] = prob_better(runs_a, runs_b, higher_is_better)
+    return float(np.percentile(estimates, 2.5)), float(np.percentile(estimates, 97.5))
