@@ -59,16 +59,15 @@ from collections.abc import Callable, Iterator  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from conftest import shared_path  # noqa: E402
 
-PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos" / "val"
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
 def photo(name: str, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """(1, 3, H, W) float64 in [0, 1], cropped at the top left to ``size``; skips without the photos/PIL."""
-    path = PHOTOS / name
-    if not path.exists():
-        pytest.skip(f"natural photos not found: {path}")
+    """(1, 3, H, W) float64 in [0, 1], cropped at the top left to ``size``; skips without the photos
+    or PIL, and fails without the photos under CI (:func:`conftest.shared_path`)."""
+    path = shared_path("data", "photos", "val", name)
     image_module = pytest.importorskip("PIL.Image", reason="Pillow is needed to read the photos")
     with image_module.open(path) as im:
         data = torch.frombuffer(bytearray(im.convert("RGB").tobytes()), dtype=torch.uint8)

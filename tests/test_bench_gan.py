@@ -175,6 +175,33 @@ def test_the_trained_discriminator_is_saved_and_loads(uninterrupted, tmp_path):
         load_discriminator(tmp_path / "other.safetensors")
 
 
+def test_the_generator_minimises_esrgans_objective_computed_by_hand(tmp_path):
+    """Phase 2: content + 0.01 L1 + 0.005 RaGAN, the real logits constant (ESRGAN's weights)."""
+    import copy
+
+    trainer = make_trainer(tmp_path)
+    trainer.iteration = PRETRAIN
+    trainer._start_adversarial()
+    g = torch.Generator().manual_seed(7)
+    inputs, targets = torch.rand(2, 3, 4, 4, generator=g), torch.rand(2, 3, 16, 16, generator=g)
+    model, critic = copy.deepcopy(trainer.model), copy.deepcopy(trainer.discriminator)
+    fake = model(inputs)
+    with torch.no_grad():
+        real_logits = critic(targets)
+    fake_logits = critic(fake)
+    log_sigmoid = lambda z: -torch.log1p(torch.exp(-z))  # noqa: E731
+    # L_G = 1/2 (E_r[-log(1 - D_Ra(r, f))] + E_f[-log D_Ra(f, r)]), D_Ra(a, b) = sigmoid(C(a) - mean C(b))
+    ragan = 0.5 * (-log_sigmoid(-(real_logits - fake_logits.mean())).mean() - log_sigmoid(fake_logits - real_logits.mean()).mean())
+    expected = ((fake - targets) ** 2).mean() + 0.01 * (fake - targets).abs().mean() + 0.005 * ragan
+    expected.backward()
+
+    value = trainer.step(inputs, targets)
+
+    assert value == pytest.approx(float(expected.detach()), rel=1e-5)
+    for (name, mine), theirs in zip(model.named_parameters(), trainer.model.parameters()):
+        torch.testing.assert_close(theirs.grad, mine.grad, rtol=1e-4, atol=1e-7, msg=name)
+
+
 # ----------------------------------------------------------------------------- the command
 
 

@@ -1,11 +1,12 @@
 """MDSI (mdfloss.metrics.mdsi): piq oracle, exact 0 for identical images, asymmetry, noise
-monotonicity, gradcheck, half precision, devices, bad inputs; shared cases in tests/_metrics_support.py."""
+monotonicity, gradcheck, half precision, devices, bad inputs; shared cases in tests/_metrics_support.py.
+The authors' MATLAB values: tests/test_metrics_matlab.py."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from _metrics_support import MetricSuite, load_piq_module, random_pair
+from _metrics_support import MetricSuite, random_pair
 
 from mdfloss.metrics import mdsi as module
 
@@ -23,10 +24,6 @@ class TestMDSI(MetricSuite):
     tol32 = 1e-6
     tol32_piq32 = 2e-6
 
-    def piq(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        # piq's mdsi (like the authors' MDSI.m) takes the reference first
-        return super().piq(y, x)
-
     def bad_inputs(self):
         cases = super().bad_inputs()
         grey = torch.rand(1, 1, 16, 16)
@@ -36,12 +33,17 @@ class TestMDSI(MetricSuite):
     def test_direction(self) -> None:
         assert module.HIGHER_IS_BETTER is False and module.PERFECT_VALUE == 0.0
 
-    def test_swapping_the_images_changes_only_the_fusion_term(self) -> None:
+    def test_multiplication_gives_zero_for_identical_images_and_grows_with_noise(self) -> None:
         x, y = random_pair((1, 3, 32, 32), torch.float64)
-        piq = load_piq_module("mdsi")
-        if piq is None:
-            pytest.skip("piq is not installed")
-        torch.testing.assert_close(module.mdsi(y, x), piq.mdsi(x, y), rtol=0, atol=1e-13)
+        assert module.mdsi(x, x.clone(), combination="mult").item() == 0.0
+        noisier = (y + 0.1 * (y - x)).clamp(0, 1)
+        assert 0 < module.mdsi(y, x, combination="mult") < module.mdsi(noisier, x, combination="mult")
+
+    def test_multiplication_gradcheck(self) -> None:
+        x, y = random_pair(self.gradcheck_shape, torch.float64, seed=9)
+        x.requires_grad_(True)
+        metric = lambda a: module.mdsi(a, y, combination="mult")  # noqa: E731
+        assert torch.autograd.gradcheck(metric, (x,), eps=1e-6, atol=1e-5, fast_mode=True)
 
     def test_downsampling_factor_uses_matlab_rounding(self) -> None:
         assert module.downsampling_factor(383, 1000) == 1
@@ -55,8 +57,13 @@ class TestMDSI(MetricSuite):
         module.mdsi(x, x.detach().clone()).backward()
         assert x.grad is not None and (x.grad == 0).all()
 
-    @pytest.mark.parametrize("name, value", [("c1", 0), ("q", -0.25), ("alpha", 1.5), ("alpha", True)])
+    @pytest.mark.parametrize("name, value", [("c1", 0), ("q", -0.25), ("alpha", 1.5), ("alpha", True), ("beta", 0)])
     def test_bad_constants(self, name: str, value: float) -> None:
         x = torch.rand(1, 3, 8, 8)
         with pytest.raises(ValueError, match=rf"^{name}: expected"):
             module.mdsi(x, x, **{name: value})
+
+    def test_bad_combination(self) -> None:
+        x = torch.rand(1, 3, 8, 8)
+        with pytest.raises(ValueError, match=r"^combination: expected 'sum' or 'mult', got 'product'"):
+            module.mdsi(x, x, combination="product")

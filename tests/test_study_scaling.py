@@ -140,8 +140,10 @@ def test_scale_answers_scales_blocks_and_pool_and_flags_a_disconnected_block():
     result = scale_answers(answers, samples=30)
     names = {g.name: g for g in result.groups}
     assert names["img0"].boot is not None and names["img0"].conditions == ["l1", "l2", "mdf"]
-    assert names["img1"].boot is None and "not" not in names["img1"].conditions
-    assert "2 groups" in names["img1"].error
+    # img1's two pairs were never compared with each other: listed, counted, not scaled
+    assert names["img1"].boot is None and names["img1"].p_values is None
+    assert names["img1"].conditions == ["l1", "l2", "mdf", "ssim"] and names["img1"].answers == 8
+    assert "2 groups that were never compared with each other: {l1, l2}; {mdf, ssim}" in names["img1"].error
     assert names["all"].boot is not None and len(names["all"].conditions) == 4
 
 

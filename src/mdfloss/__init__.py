@@ -6,9 +6,8 @@
 >>> mdfloss.disable_checks()       # in a GPU training loop: skip the per-call NaN/range checks (host syncs)
 """
 
-__version__ = "0.1.0"
-
 from ._checks import checks_enabled, disable_checks, enable_checks
+from ._version import __version__
 from .discriminator import DiscriminatorPyramid, PatchDiscriminator
 from .loss import MDFLoss, mdf_loss, pretrained_names
 from .official import UnsafePickleError

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from . import __version__
+from ._version import __version__
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2

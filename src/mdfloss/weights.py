@@ -29,7 +29,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from . import __version__
+from ._version import __version__
 from ._files import existing_file, write_atomically
 from .discriminator import DiscriminatorPyramid
 

@@ -212,7 +212,7 @@ def report_markdown(command: str, dataset: Dataset, predictors: dict[str, Predic
                     results: dict[str, dict[str, dict[str, Correlation]]], counts: dict[str, dict[str, int]],
                     samples: int, plots: dict[str, str]) -> str:
     """The overall table (each statistic with its interval), SROCC per distortion type, the plots."""
-    from .. import __version__
+    from .._version import __version__
 
     labels = list(results)
     blocks: list[Block] = [

@@ -24,24 +24,26 @@ zero padding) of the reference's and the distorted image's L and of their mean:
 .. math::
 
     \mathrm{CS} = \frac{2(H_x H_y + M_x M_y) + C_3}{H_x^2 + H_y^2 + M_x^2 + M_y^2 + C_3}, \qquad
-    \mathrm{GCS} = \alpha\, \mathrm{GS} + (1 - \alpha)\, \mathrm{CS},
+    \mathrm{GCS} = \alpha\, \mathrm{GS} + (1 - \alpha)\, \mathrm{CS}
+    \quad \text{or (multiplication)} \quad \mathrm{GCS} = \mathrm{GS}^{\gamma}\, \mathrm{CS}^{\beta},
 
 .. math::
 
     \mathrm{MDSI} = \left( \frac{1}{P}\sum_{p=1}^{P} \left| \mathrm{GCS}_p^{\,q}
         - \frac{1}{P}\sum_{p'=1}^{P} \mathrm{GCS}_{p'}^{\,q} \right|^{\rho} \right)^{o/\rho},
 
-where GCS can be negative, so :math:`\mathrm{GCS}^q` is the principal complex power and
-:math:`|\cdot|` the complex modulus. Defaults (the paper's, summation combination):
-:math:`C_1 = 140, C_2 = 55, C_3 = 550`, :math:`\alpha = 0.6`, q = 0.25, :math:`\rho = 1`,
-o = 0.25. The paper's alternative multiplicative combination is not implemented.
+where GS and CS can be negative, so powers are principal complex powers and :math:`|\cdot|` is
+the complex modulus. Defaults (the paper's): summation, :math:`C_1 = 140, C_2 = 55, C_3 = 550`,
+:math:`\alpha = 0.6`, q = 0.25, :math:`\rho = 1`, o = 0.25; multiplication:
+:math:`\gamma = 0.2, \beta = 0.1`.
 
-MDSI is *not* symmetric: the fusion term :math:`S(G_{ref}, G_a) - S(G_{dist}, G_a)` changes
-sign when the images are swapped (CS and :math:`S(G_x, G_y)` are symmetric). Here, as for every
-loss of this library, ``x`` is the distorted image (the prediction) and ``y`` the reference (the
-target), so the formula above reads :math:`\mathrm{GS} = S(G_x, G_y; C_1) + S(G_y, G_a; C_2) - S(G_x, G_a; C_2)`.
-The authors' ``MDSI(RefImg, DistImg)`` and piq's ``mdsi(x, y)`` take the reference *first*:
-``mdsi(x, y)`` here equals piq's ``mdsi(y, x)``.
+MDSI is *not* symmetric: the fusion term :math:`S(G_{dist}, G_a) - S(G_{ref}, G_a)` changes
+sign when the images are swapped (CS and :math:`S(G_x, G_y)` are symmetric). The fusion terms
+have the roles of the authors' ``MDSI.m`` (the distorted image's gets the +; the formula as
+usually transcribed from the paper has them the other way round): with ``x`` the distorted image
+(the prediction) and ``y`` the reference (the target), as for every loss of this library,
+:math:`\mathrm{GS} = S(G_x, G_y; C_1) + S(G_x, G_a; C_2) - S(G_y, G_a; C_2)`, and ``mdsi(x, y)``
+equals the authors' ``MDSI(y, x)`` (reference first) and piq's ``mdsi(x, y)``.
 
 Differentiable almost everywhere; at the non-smooth points (a zero gradient magnitude, GCS =
 0, a pixel whose deviation is 0, and a total deviation of 0, i.e. a perfect match, where
@@ -96,16 +98,25 @@ def _prewitt_magnitude(lum: torch.Tensor) -> torch.Tensor:
     return safe_sqrt(g[:, :1] * g[:, :1] + g[:, 1:] * g[:, 1:])
 
 
+def _principal_power(t: torch.Tensor, exponent: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """t ** exponent of a real tensor as (modulus, phase): |t|^e and e*pi where t < 0, else 0."""
+    phase = torch.where(t < 0, torch.full_like(t, exponent * math.pi), torch.zeros_like(t))
+    return safe_pow(t.abs(), exponent), phase
+
+
 def mdsi(
     x: torch.Tensor,
     y: torch.Tensor,
     data_range: float = 1.0,
     reduction: str = "mean",
     *,
+    combination: str = "sum",
     c1: float = 140.0,
     c2: float = 55.0,
     c3: float = 550.0,
     alpha: float = 0.6,
+    beta: float = 0.1,
+    gamma: float = 0.2,
     q: float = 0.25,
     rho: float = 1.0,
     o: float = 0.25,
@@ -118,9 +129,12 @@ def mdsi(
         y: the reference, same shape, dtype kind and device.
         data_range: the value of white (1.0 or 255.0, ...).
         reduction: ``"mean"`` | ``"sum"`` over the batch, or ``"none"`` for (N,) values.
+        combination: ``"sum"`` (alpha GS + (1 - alpha) CS, the paper's default) or ``"mult"``
+            (GS^gamma CS^beta).
         c1, c2, c3: the constants of the gradient and chromaticity similarities on the [0, 255]
             scale (paper: 140, 55, 550).
-        alpha: weight of the gradient similarity (paper: 0.6).
+        alpha: weight of the gradient similarity in the summation (paper: 0.6).
+        beta, gamma: the exponents of CS and GS in the multiplication (paper: 0.1, 0.2).
         q, rho, o: the exponents of the deviation pooling (paper: 0.25, 1, 0.25).
 
     Returns:
@@ -131,6 +145,8 @@ def mdsi(
         TypeError, ValueError: for a bad argument, naming it (grey input included).
     """
     check_number("alpha", alpha, minimum=0, maximum=1)
+    if combination not in ("sum", "mult"):
+        raise ValueError(f"combination: expected 'sum' or 'mult', got {combination!r}")
     if isinstance(x, torch.Tensor) and x.ndim == 4 and x.shape[1] == 1:
         raise ValueError(
             f"x: expected an RGB image (N, 3, H, W); MDSI is defined for colour images only, got a grey image of "
@@ -138,7 +154,8 @@ def mdsi(
         )
     check_arguments(
         x, y, data_range=data_range, reduction=reduction,
-        positive={"c1": c1, "c2": c2, "c3": c3, "q": q, "rho": rho, "o": o}, channels=(3,),
+        positive={"c1": c1, "c2": c2, "c3": c3, "beta": beta, "gamma": gamma, "q": q, "rho": rho, "o": o},
+        channels=(3,),
         min_size=MIN_SIZE, min_size_reason="the 3x3 Prewitt operator",
     )
     dtype = working_dtype(x)
@@ -152,14 +169,17 @@ def mdsi(
         lum = lhm[:, :1]
         # separate convolutions of the same shape: equal inputs give bit-equal gradient maps
         gx, gy, ga = (_prewitt_magnitude(t) for t in (lum[:n], lum[n:], (lum[:n] + lum[n:]) / 2))
-        # reference y gets the + (paper: GS_RD + GS_RF - GS_DF); the difference first: exactly 0 when x == y
-        gs = similarity(gx, gy, c1) + (similarity(gy, ga, c2) - similarity(gx, ga, c2))
+        # the authors' code: the distorted x gets the +; the difference first: exactly 0 when x == y
+        gs = similarity(gx, gy, c1) + (similarity(gx, ga, c2) - similarity(gy, ga, c2))
         hx, mx, hy, my = lhm[:n, 1:2], lhm[:n, 2:3], lhm[n:, 1:2], lhm[n:, 2:3]
         cs = (2 * (hx * hy + mx * my) + c3) / ((hx * hx + mx * mx) + (hy * hy + my * my) + c3)
-        gcs = (alpha * gs + (1 - alpha) * cs).flatten(1)
-        # principal power of a real number: |g|^q e^{i q pi} for g < 0
-        modulus = safe_pow(gcs.abs(), q)
-        phase = torch.where(gcs < 0, torch.full_like(gcs, q * math.pi), torch.zeros_like(gcs))
+        if combination == "sum":
+            modulus, phase = _principal_power((alpha * gs + (1 - alpha) * cs).flatten(1), 1.0)
+        else:
+            (gs_modulus, gs_phase), (cs_modulus, cs_phase) = _principal_power(gs, gamma), _principal_power(cs, beta)
+            modulus, phase = (gs_modulus * cs_modulus).flatten(1), (gs_phase + cs_phase).flatten(1)
+        # GCS^q with GCS = modulus e^{i phase}, phase in [0, pi): (modulus^q, q phase)
+        modulus, phase = safe_pow(modulus, q), q * phase
         re, im = modulus * torch.cos(phase), modulus * torch.sin(phase)
         re, im = re - re[:, :1], im - im[:, :1]  # about the first pixel: a constant map gives 0 exactly
         re, im = re - re.mean(dim=1, keepdim=True), im - im.mean(dim=1, keepdim=True)

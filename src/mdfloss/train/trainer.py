@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import __version__
+from .._version import __version__
 from ..discriminator import DiscriminatorPyramid, PatchDiscriminator
 from ..weights import save_pyramid
 from .checkpoint import load_checkpoint, save_checkpoint
