@@ -10,6 +10,7 @@ Examples::
     torchrun --nproc_per_node 2 -m mdfloss.cli bench ...     # DDP (gloo on CPU, nccl on GPUs)
     mdfloss bench --out runs/cpu-mini --resume               # after an interruption: same command + --resume
     mdfloss bench --report-only --out runs/cpu-mini          # rebuild report.md / report.html
+    mdfloss bench compare runs/a:mdf runs/b:l2               # across folders (compare.py)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .._checks import check_int
+from . import compare as compare_module
 from .degradations import TASKS
 from .plugins import is_plugin
 
@@ -56,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iters", type=int, help="training iterations per loss (replaces train.epochs)")
     parser.add_argument("--preset", help=f"a set of experiments: {', '.join(preset_names())}")
     parser.add_argument("--config", help="a YAML experiment config or preset (see docs/bench.md)")
-    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--out", help="output folder (required unless comparing)")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="override any config key, e.g. --set train.optimizer.lr=1e-4 (repeatable)")
     parser.add_argument("--mdf", action="append", default=[], metavar="[TASK=]NAME_OR_FILE[,...]",
@@ -77,9 +79,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-only", action="store_true", help="only rebuild the report from OUT/results.csv")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard (needs tensorboard)")
+    actions = parser.add_subparsers(dest="action", metavar="compare", required=False)
+    compare = actions.add_parser("compare", help="a loss of one benchmark folder against losses of others",
+                                 description=compare_module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    compare_module.add_arguments(compare)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "compare":
+        return compare_module.run(args)
+    if args.out is None:
+        raise ValueError("--out: expected the output folder of the benchmark")
     out = Path(args.out)
     if args.report_only:
         _write_report(out)
