@@ -327,9 +327,13 @@ class MDFLoss(FrozenFeatureLoss):
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **options: Any) -> MDFLoss:
-        """Load an mdfloss weight file (safetensors); ``options`` as for the constructor."""
+        """Load an mdfloss weight file (safetensors); ``options`` as for the constructor.
+
+        Without ``scales``, the file's ``default_scales`` are used (all scales when it has none);
+        ``scales=None`` asks for all of them."""
         pyramid, metadata = load_pyramid(path)
         options.setdefault("input_range", metadata["input_range"])
+        options.setdefault("scales", metadata.get("default_scales"))
         return cls(pyramid, metadata=metadata, **options)
 
     @classmethod
@@ -356,8 +360,12 @@ class MDFLoss(FrozenFeatureLoss):
         return cls(pyramid, metadata=metadata, **options)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the discriminators and metadata (with this loss's input range) atomically."""
-        metadata = dict(self.metadata, input_range=list(self.input_range))
+        """Write the discriminators and metadata atomically, with this loss's input range and, when it
+        uses only some discriminators, their indices as the file's ``default_scales``."""
+        metadata = {k: v for k, v in self.metadata.items() if k != "default_scales"}
+        metadata["input_range"] = list(self.input_range)
+        if list(self.scale_indices) != list(range(len(self.pyramid))):
+            metadata["default_scales"] = list(self.scale_indices)
         return save_pyramid(path, self.pyramid, metadata)
 
 

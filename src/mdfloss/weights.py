@@ -6,6 +6,8 @@ The safetensors header holds one metadata entry, ``"mdfloss"``, a JSON object::
       "format": "mdfloss-weights", "format_version": 1, "mdfloss_version": "0.1.0",
       "widths": [32, 32, ...],            # one per discriminator, coarsest first
       "input_range": [-1.0, 1.0],         # range the discriminators were trained on
+      "default_scales": [0, 1, 2],        # optional: the discriminators a loss uses unless told
+                                          #   otherwise (scales=...); absent: all of them
       "task": "denoise",                  # free text: sisr, denoise, jpeg, a plugin name...
       "distortion": {"name": ..., "params": {...}},
       "seed_image": {"name": ..., "sha256": ...},
@@ -98,6 +100,11 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     low_high = metadata.get("input_range")
     if not (isinstance(low_high, list) and len(low_high) == 2 and low_high[0] < low_high[1]):
         raise WeightFileError(path, f"metadata 'input_range' must be [low, high] with low < high, got {low_high!r}")
+    default = metadata.get("default_scales")
+    if default is not None and not (isinstance(default, list) and default and len(set(default)) == len(default)
+                                    and all(isinstance(k, int) and 0 <= k < len(widths) for k in default)):
+        raise WeightFileError(path, f"metadata 'default_scales' must be distinct indices of the {len(widths)} "
+                                    f"discriminators, got {default!r}")
     return metadata
 
 
