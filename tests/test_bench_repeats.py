@@ -43,10 +43,6 @@ def rows(path):
         return list(csv.DictReader(stream))
 
 
-def metric_rows(path):
-    return [{k: v for k, v in row.items()} for row in rows(path)]
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(folders, tmp_path_factory):
     out = tmp_path_factory.mktemp("repeats")
@@ -82,13 +78,18 @@ def test_interrupted_and_resumed_equals_uninterrupted(folders, uninterrupted, tm
     out = tmp_path / "resumed"
     assert main(bench_args(folders, out, "--stop-after", "2")) == EXIT_INTERRUPTED
     assert main(bench_args(folders, out, "--resume")) == 0
-    assert metric_rows(out / "results.csv") == metric_rows(uninterrupted / "results.csv")
+    assert rows(out / "results.csv") == rows(uninterrupted / "results.csv")
 
 
 def test_parallel_jobs_give_the_same_results(folders, uninterrupted, tmp_path):
+    # a fresh process may pick other convolution kernels: equal to float32 precision, not bit for bit
     out = tmp_path / "parallel"
     assert main(bench_args(folders, out, "--jobs", "2")) == 0
-    assert metric_rows(out / "results.csv") == metric_rows(uninterrupted / "results.csv")
+    parallel, serial = rows(out / "results.csv"), rows(uninterrupted / "results.csv")
+    assert [(r["loss"], r["repeat"], r["image"]) for r in parallel] == [(r["loss"], r["repeat"], r["image"]) for r in serial]
+    for a, b in zip(parallel, serial):
+        assert float(a["psnr"]) == pytest.approx(float(b["psnr"]), rel=1e-5)
+        assert float(a["ssim"]) == pytest.approx(float(b["ssim"]), rel=1e-4)
 
 
 def test_one_weight_file_per_repeat_or_one_for_all(folders, tmp_path, capsys):
