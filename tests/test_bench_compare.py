@@ -61,6 +61,13 @@ def test_refuses_folders_whose_images_differ(tmp_path, capsys):
     assert "not the same images" in capsys.readouterr().err
 
 
+def test_a_loss_label_may_hold_colons(tmp_path, capsys):
+    write_results(tmp_path / "a", "mypkg.losses:Charbonnier", [{"a.png": 2.0, "b.png": 3.0}])
+    write_results(tmp_path / "b", "l2", [{"a.png": 1.0, "b.png": 1.0}])
+    assert main(["bench", "compare", f"{tmp_path / 'a'}:mypkg.losses:Charbonnier", f"{tmp_path / 'b'}:l2"]) == 0
+    assert ":mypkg.losses:Charbonnier 1" in capsys.readouterr().out
+
+
 def test_names_a_missing_loss_and_folder(tmp_path, capsys):
     write_results(tmp_path / "a", "ours", [{"a.png": 2.0}])
     assert main(["bench", "compare", f"{tmp_path / 'a'}:nope", f"{tmp_path / 'a'}:ours"]) == 2

@@ -59,9 +59,11 @@ def run(args: argparse.Namespace) -> int:
 
 def read_contenders(argument: str) -> list[Contender]:
     """The losses ``FOLDER[:LOSS]`` names, read from its ``results.csv``."""
-    folder, colon, loss = argument.rpartition(":")
-    if not colon or not Path(folder).exists():
-        folder, loss = argument, ""
+    folder, loss = argument, ""
+    for at in (i for i, c in enumerate(argument) if c == ":"):  # the first prefix that exists is the folder
+        if Path(argument[:at]).exists():
+            folder, loss = argument[:at], argument[at + 1:]
+            break
     path = Path(folder)
     path = path / RESULTS if path.is_dir() else path
     if not path.is_file():
