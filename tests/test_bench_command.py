@@ -13,7 +13,7 @@ from test_bench_data import write_images
 
 from mdfloss import read_metadata, save_pyramid
 from mdfloss.bench.command import EXIT_INTERRUPTED
-from mdfloss.bench.reuse import loss_digest
+from mdfloss.bench.run_folder import loss_digest
 from mdfloss.cli import main
 from mdfloss.losses import build_loss
 from mdfloss.train.checkpoint import load_checkpoint

@@ -27,7 +27,21 @@ def parse(argv: list[str]):
 
 def test_builtin_experiments_and_presets_are_packaged():
     assert experiment_names() == ["denoise-dncnn", "jpeg-dncnn", "sisr-edsr", "sisr-rrdb", "sisr-srresnet"]
-    assert preset_names() == ["ablation-scales", "ablation-task", "cpu", "cpu-gan", "cpu-mini", "paper", "paper-gan"]
+    assert preset_names() == ["ablation-scales", "ablation-task", "cpu", "cpu-gan", "cpu-mini", "cpu-paper-sgd", "paper",
+                              "paper-gan"]
+
+
+def test_cpu_paper_sgd_is_the_papers_optimizer_on_the_cpu_presets_network_and_data():
+    sgd, = build_configs(parse(["--preset", "cpu-paper-sgd"]))
+    cpu = next(c for c in build_configs(parse(["--preset", "cpu"])) if c["name"] == "denoise-dncnn")
+    paper = next(c for c in build_configs(parse(["--preset", "paper"])) if c["name"] == "denoise-dncnn")
+    assert sgd["train"]["optimizer"] == {"type": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True,
+                                         "weight_decay": 1e-4} == paper["train"]["optimizer"]
+    assert sgd["train"]["scheduler"] == {"type": "exponential", "lr_end": 1e-4} == paper["train"]["scheduler"]
+    assert sgd["train"]["grad_clip"] == 0.1
+    assert (sgd["model"], sgd["data"]) == (cpu["model"], cpu["data"])
+    assert {k: sgd["train"][k] for k in ("iters", "val_every", "threads")} == {"iters": 3000, "val_every": 250, "threads": 1}
+    assert sgd["losses"] == ["l2", "l2@mdf", "l1", "l1@mdf", "mdf"]
 
 
 def test_builtin_experiments_hold_the_paper_settings():

@@ -156,16 +156,9 @@ class JPEGArtifacts(Degradation):
 
 
 def build_degradation(task: str, options: dict[str, Any] | None = None) -> Degradation:
-    """The degradation of ``task`` with the ``degradation:`` section of a config; with ``plugin``
-    (and ``params``), a user's distortion instead (:class:`~mdfloss.bench.plugins.PluginDegradation`)."""
+    """The degradation of ``task`` with the ``degradation:`` section of a config (a user's
+    distortion is :func:`mdfloss.bench.plugins.make_degradation`'s)."""
     options = dict(options or {})
-    if "plugin" in options:
-        from .plugins import PluginDegradation
-
-        unknown = sorted(set(options) - {"plugin", "params"})
-        if unknown:
-            raise ValueError(f"degradation: a plugin takes 'plugin' and 'params', got also {unknown}")
-        return PluginDegradation(task, options["plugin"], options.get("params"))
     builders = {"sisr": SuperResolution, "denoise": Denoising, "jpeg": JPEGArtifacts}
     if task not in builders:
         raise ValueError(f"task: expected one of {TASKS}, got {task!r}")

@@ -19,13 +19,13 @@ from torch import nn
 from .._files import list_images
 from ..losses import build_loss, parse_loss_spec
 from ..metrics.image import ImageMetrics
-from .config import LossRun, mdf_sources, resolve_losses, run_seed, total_iterations
+from .config import LossRun, identity, mdf_sources, resolve_losses, run_seed, total_iterations
 from .convergence import ConvergenceRule
 from .data import EvalImage, TrainPatches, eval_set, read_image
-from .degradations import Degradation, build_degradation
+from .degradations import Degradation
 from .distributed import Context
 from .models import build_model
-from .plugins import build_plugin_loss, build_plugin_model, is_plugin, plugin_record
+from .plugins import build_plugin_loss, build_plugin_model, is_plugin, make_degradation, plugin_record
 
 
 @dataclass
@@ -57,7 +57,7 @@ def prepare(config: dict[str, Any], out: Path) -> Experiment:
         raise ValueError("data.train_dir: expected a folder of training images (--train-dir)")
     if not data["test_dir"]:
         raise ValueError("data.test_dir: expected a folder of test images (--test-dir)")
-    degradation = build_degradation(config["task"], config["degradation"])
+    degradation = make_degradation(config["task"], config["degradation"])
     train_paths = list_images(data["train_dir"], "data.train_dir")
     if data["val_dir"]:
         val_paths = list_images(data["val_dir"], "data.val_dir")
@@ -184,11 +184,19 @@ class Setup:
     total: int
     """Training iterations per run (its budget)."""
 
+    def seed(self, run: LossRun) -> int:
+        """The training seed of ``run``: ``train.seed`` + its repeat (:func:`~.config.run_seed`)."""
+        return run_seed(self.experiment.config, run)
+
+    def identity(self, run: LossRun) -> dict[str, Any]:
+        """What ``run``'s checkpoint must share with the config that resumes it (:func:`~.config.identity`)."""
+        return identity(self.experiment.config, run, self.total, [p.name for p in self.experiment.train_paths])
+
     def patches(self, run: LossRun) -> TrainPatches:
-        """The training samples of ``run``, drawn with its seed (:func:`~.config.run_seed`)."""
+        """The training samples of ``run``, drawn with its seed."""
         config = self.experiment.config
         return TrainPatches(self.images, self.experiment.degradation, patch_size=config["data"]["patch_size"],
-                            augment=config["data"]["augment"], seed=run_seed(config, run),
+                            augment=config["data"]["augment"], seed=self.seed(run),
                             names=[p.name for p in self.experiment.train_paths])
 
 
@@ -215,7 +223,7 @@ def build_run_model(config: dict[str, Any], degradation: Degradation | None = No
     options = {k: v for k, v in config["model"].items() if k not in ("type", "size")}
     model_type = config["model"]["type"]
     if is_plugin(model_type):
-        scale = (degradation or build_degradation(config["task"], config["degradation"])).scale
+        scale = (degradation or make_degradation(config["task"], config["degradation"])).scale
         return build_plugin_model(model_type, task=config["task"], scale=scale, options=options)
     scale = config["degradation"].get("scale", 4)
     return build_model(model_type, task=config["task"], size=config["model"].get("size", "paper"),

@@ -227,6 +227,18 @@ class Trainer:
         self.best = state["best"]
 
     # ------------------------------------------------------------------ loop
+    def load_selected(self) -> str:
+        """Load the weights ``train.select`` chooses (the best by validation loss or PSNR, or the
+        last); returns the selection."""
+        selection = self.train_options["select"]
+        if selection != "last":
+            load_weights(self.folder / BEST_FILES[selection], self.model)
+        return selection
+
+    def outputs(self) -> dict[str, Path]:
+        """Files besides the standard ones that the run's record names (``{"discriminator": path}`` for a GAN)."""
+        return {}
+
     def curve(self) -> list[tuple[int, float]]:
         """(iteration, validation PSNR) so far."""
         return [(int(r["iteration"]), float(r["val_psnr"])) for r in self.val_rows]

@@ -94,6 +94,9 @@ class GANTrainer(Trainer):
 
     train_log_fields = (*TRAIN_LOG_FIELDS[:2], *PARTS, *TRAIN_LOG_FIELDS[2:])
 
+    def outputs(self) -> dict[str, Path]:
+        return {"discriminator": self.folder / DISCRIMINATOR_FILE}
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         gan = kwargs["config"]["gan"]

@@ -28,9 +28,9 @@ from typing import Any
 
 from .._files import read_csv, write_atomically, write_csv
 from .evaluate import RESULT_FIELDS
-from .run_folder import RESULTS
 
 MANIFEST = "manifest.json"
+RESULTS = "results.csv"
 LOCK = ".manifest.lock"
 INPUT_RESULTS = "input_results.csv"
 """Per experiment: the metrics of the degraded input itself (bicubic for super-resolution), for reference."""

@@ -26,7 +26,7 @@ from torch import nn
 
 from .._plugins import load_object
 from ..train.distortions import make_distortion
-from .degradations import Condition, Degradation, stable_seed, to_tensor
+from .degradations import Condition, Degradation, build_degradation, stable_seed, to_tensor
 
 PLUGIN = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 PROBE_SIDE = 16
@@ -166,3 +166,13 @@ class PluginDegradation(Degradation):
 
     def eval_pair(self, image: np.ndarray, condition: Condition, image_name: str) -> tuple[torch.Tensor, torch.Tensor]:
         return self._apply(image, torch.Generator().manual_seed(stable_seed(self.spec, image_name, condition.name)))
+
+
+def make_degradation(task: str, options: dict[str, Any]) -> Degradation:
+    """The config's ``degradation:``: with ``plugin`` (and ``params``) a user's distortion, else the task's own."""
+    if "plugin" not in options:
+        return build_degradation(task, options)
+    unknown = sorted(set(options) - {"plugin", "params"})
+    if unknown:
+        raise ValueError(f"degradation: a plugin takes 'plugin' and 'params', got also {unknown}")
+    return PluginDegradation(task, options["plugin"], options.get("params"))

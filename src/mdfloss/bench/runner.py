@@ -20,20 +20,17 @@ from their checkpoints (:mod:`.run_folder`).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .._files import write_atomically, write_csv
+from .._files import write_csv
 from ..losses import WeightedSum
 from ..metrics.image import ImageMetrics
-from .config import LossRun, identity, run_seed
-from .distributed import Context, StopFlag
 from .evaluate import (
     INPUT_LABEL,
     RESULT_FIELDS,
@@ -53,14 +50,15 @@ from .experiment import (
     load_eval_sets,
     set_up,
 )
-from .fit import BEST_FILES, load_weights
-from .gan import DISCRIMINATOR_FILE, make_trainer
+from .gan import make_trainer
 from .manifest import INPUT_RESULTS, record_experiment, record_run, recorded_runs
-from .reuse import find_finished_run, loss_digest, take_over
-from .run_folder import CHECKPOINT, RESULTS, RunFolder
-from .scale_match import first_batches, scale_constant
+from .run_folder import CHECKPOINT, RESULTS, RunFolder, find_finished_run, loss_digest, take_over
+from .scale_match import first_batches, kept_constant, scale_constant
 
-LOSS_SCALE = "loss_scale.json"
+if TYPE_CHECKING:
+    from .config import LossRun
+    from .distributed import Context, StopFlag
+    from .fit import Trainer
 
 
 @dataclass
@@ -71,6 +69,17 @@ class Prepared:
     val_sets: EvalSets
     test_sets: EvalSets
     metrics: ImageMetrics | None
+
+
+@dataclass
+class Conduct:
+    """How this command trains: its process context, whether it resumes, its stop flag, and the
+    benchmark folder it may take finished runs over from."""
+
+    context: Context
+    resume: bool
+    stop: StopFlag | None = None
+    reuse: Path | None = None
 
 
 def prepare_experiment(config: dict[str, Any], out: Path, context: Context) -> Prepared:
@@ -91,29 +100,30 @@ def prepare_experiment(config: dict[str, Any], out: Path, context: Context) -> P
 
 
 def run_experiment(config: dict[str, Any], out: Path, context: Context, *, resume: bool,
-                   stop: StopFlag | None = None, only: str | None = None, reuse: Path | None = None) -> None:
+                   stop: StopFlag | None = None, only: str | None = None, reuse: Path | None = None,
+                   prepared: Prepared | None = None) -> None:
     """Train, select and test the network in every run (loss and repeat), or only in the run whose
     key is ``only``; results go to the run folders and the manifest. A run finished in the
-    benchmark folder ``reuse`` with the same settings is taken over instead of trained (:mod:`.reuse`)."""
-    prepared = prepare_experiment(config, out, context)
+    benchmark folder ``reuse`` with the same settings is taken over instead of trained
+    (:mod:`.run_folder`). ``prepared``: the experiment as :func:`prepare_experiment` gave it, when
+    the caller has it already."""
+    prepared = prepared or prepare_experiment(config, out, context)
+    conduct = Conduct(context, resume, stop, reuse)
     setup = prepared.setup
-    experiment = setup.experiment
-    name = experiment.config["name"]
+    name = setup.experiment.config["name"]
     recorded = recorded_runs(out, name) if context.is_main else {}
     for index, run in enumerate(setup.runs, 1):
         if only is not None and run.key != only:
             continue
-        folder = RunFolder(experiment.folder / run.slug)
+        folder = RunFolder(setup.experiment.folder / run.slug)
         folder.claim(resume)
         if folder.finished:
             if context.is_main and run.key not in recorded:
                 record_run(out, name, run.key, _run_record(run, {"folder": str(folder.path.relative_to(out))}))
             continue
-        description_text = f"{name} {run.key} [{index}/{len(setup.runs)}]"
-        model, result, provenance = _train(setup, run, folder.path, prepared, context, resume, stop,
-                                           description_text, reuse)
+        trainer, result, provenance = _train(prepared, run, conduct, f"{name} {run.key} [{index}/{len(setup.runs)}]")
         if context.is_main:
-            record = _test(experiment, run, folder.path, model, result, prepared, context)
+            record = _test(prepared, run, trainer, result, context)
             record_run(out, name, run.key, {**record, **provenance})
         context.barrier()
 
@@ -130,83 +140,70 @@ def _measure_input(experiment: Experiment, test_sets: EvalSets, metrics: Any, co
     write_csv(baseline, RESULT_FIELDS, [format_row(r) for r in rows])
 
 
-def _train(setup: Setup, run: LossRun, folder: Path, prepared: Prepared, context: Context, resume: bool,
-           stop: StopFlag | None, description_text: str, reuse: Path | None) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+def _train(prepared: Prepared, run: LossRun, conduct: Conduct, description_text: str
+           ) -> tuple[Trainer, Any, dict[str, Any]]:
     """Train the network with ``run``'s loss (its content loss when ``gan.enabled``), from its
-    checkpoint when resuming, or take the training over from ``reuse``.
+    checkpoint when resuming, or take the training over from ``conduct.reuse``.
 
-    Returns the model, the training result and the run's provenance (``loss_digest``,
+    Returns the trainer, the training result and the run's provenance (``loss_digest``,
     ``loss_scale`` for a scale-matched run, ``reused_from`` when taken over) for the manifest."""
+    setup, context = prepared.setup, conduct.context
     experiment = setup.experiment
     config = experiment.config
-    out = experiment.out
+    folder = experiment.folder / run.slug
     loss_fn = build_run_loss(experiment, run, context.device)
     provenance: dict[str, Any] = {"loss_digest": loss_digest(loss_fn)}
-    run_identity = identity(config, run, setup.total, [p.name for p in experiment.train_paths])
+    run_identity = setup.identity(run)
     started_before = RunFolder(folder).started
     context.barrier()
-    if reuse is not None and context.is_main and not started_before:
-        source = find_finished_run(reuse, out, config["name"], config, run_identity, provenance["loss_digest"])
+    if conduct.reuse is not None and context.is_main and not started_before:
+        source = find_finished_run(conduct.reuse, experiment.out, config["name"], config, run_identity,
+                                   provenance["loss_digest"])
         if source is not None:
             take_over(source, folder, run_identity)
             provenance["reused_from"] = str(source)
             print(f"{description_text}: training taken over from {source}", flush=True)
     context.barrier()
     taken_over = not started_before and RunFolder(folder).started
-    torch.manual_seed(run_seed(config, run))
+    torch.manual_seed(setup.seed(run))
     model = build_run_model(config, experiment.degradation).to(context.device)
     patches = setup.patches(run)
     if run.scale_to is not None:
-        constant = _loss_scale(setup, run, folder, model, loss_fn, patches, context)
+        reference = run.scale_to
+
+        def measure() -> float:
+            batches = first_batches(patches, config["data"]["batch_size"])
+            return scale_constant(loss_fn, build_run_loss(experiment, reference, context.device), model, batches)
+
+        constant = kept_constant(folder, reference.spec, measure, write=context.is_main)
         loss_fn = WeightedSum([loss_fn], [constant], [run.spec])
         provenance["loss_scale"] = constant
     trainer = make_trainer(
         folder=folder, model=model, loss_fn=loss_fn, patches=patches, config=config, total=setup.total,
-        identity=run_identity, context=context,
-        val_images=prepared.val_sets.get("val"), border=experiment.border, stop=stop, description=description_text,
+        identity=run_identity, context=context, val_images=prepared.val_sets.get("val"), border=experiment.border,
+        stop=conduct.stop, description=description_text,
     )
-    return model, trainer.run(resume=resume or taken_over), provenance
+    return trainer, trainer.run(resume=conduct.resume or taken_over), provenance
 
 
-def _loss_scale(setup: Setup, run: LossRun, folder: Path, model: torch.nn.Module, loss_fn: torch.nn.Module,
-                patches: Any, context: Context) -> float:
-    """The constant of a scale-matched run: measured once, before any step, and kept in
-    ``loss_scale.json`` so that a resumed run uses the same value."""
-    path = folder / LOSS_SCALE
-    if path.is_file():
-        return float(json.loads(path.read_text(encoding="utf-8"))["constant"])
-    assert run.scale_to is not None
-    reference = build_run_loss(setup.experiment, run.scale_to, context.device)
-    batches = first_batches(patches, setup.experiment.config["data"]["batch_size"])
-    constant = scale_constant(loss_fn, reference, model, batches)
-    if context.is_main:
-        text = json.dumps({"constant": constant, "reference": run.scale_to.spec, "batches": len(batches)}, indent=1)
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-    return constant
-
-
-def _test(experiment: Experiment, run: LossRun, folder: Path, model: torch.nn.Module, result: Any,
-          prepared: Prepared, context: Context) -> dict[str, Any]:
+def _test(prepared: Prepared, run: LossRun, trainer: Trainer, result: Any, context: Context) -> dict[str, Any]:
     """Select the weights, test them, write the run's ``results.csv``; returns the manifest record."""
-    config = experiment.config
-    selection = config["train"]["select"]
-    if selection != "last":
-        load_weights(folder / BEST_FILES[selection], model)
+    experiment = prepared.setup.experiment
+    config, out, folder = experiment.config, experiment.out, trainer.folder
+    selection = trainer.load_selected()
     labels = {"task": config["task"], "model": config["model"]["type"], "loss": run.label, "repeat": run.repeat}
     image_dir = folder / "images" if config["eval"]["save_images"] else None
     started = time.perf_counter()
-    rows = evaluate(model, prepared.test_sets, prepared.metrics, device=context.device, labels=labels,
+    rows = evaluate(trainer.model, prepared.test_sets, prepared.metrics, device=context.device, labels=labels,
                     image_dir=image_dir)
     write_csv(folder / RESULTS, RESULT_FIELDS, [format_row(r) for r in rows])
-    out = experiment.out
-    gan = {"discriminator": str((folder / DISCRIMINATOR_FILE).relative_to(out))} if config["gan"]["enabled"] else {}
     return _run_record(run, {
         "iterations": result.iterations, "train_seconds": round(result.seconds, 1),
         "eval_seconds": round(time.perf_counter() - started, 1), "selected": selection,
         "best": result.best, "folder": str(folder.relative_to(out)),
         "checkpoint": str((folder / CHECKPOINT).relative_to(out)), "status": result.status,
-        "predicted_gain_db": None if math.isnan(result.gain) else round(result.gain, 4), **gan,
+        "predicted_gain_db": None if math.isnan(result.gain) else round(result.gain, 4),
+        **{key: str(path.relative_to(out)) for key, path in trainer.outputs().items()},
     })
 
 

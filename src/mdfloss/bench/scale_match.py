@@ -12,14 +12,18 @@ fixed learning rate, the rate multiplies the gradient, so ``A@B`` is the fair co
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from .._files import write_atomically
 from .data import TrainPatches
 
 BATCHES = 4
+CONSTANT_FILE = "loss_scale.json"
 
 
 def first_batches(patches: TrainPatches, batch_size: int, count: int = BATCHES) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -54,3 +58,17 @@ def scale_constant(loss_fn: nn.Module, reference: nn.Module, model: nn.Module,
     if not own > 0:
         raise ValueError(f"scale matching: the loss has a zero gradient at initialisation ({own}); nothing to scale")
     return mean_gradient_norm(reference, model, batches) / own
+
+
+def kept_constant(folder: Path, reference: str, measure: Callable[[], float], *, write: bool = True) -> float:
+    """A run's constant: read from ``folder/loss_scale.json``, else measured (before any step) and
+    written there (when ``write``), so that a resumed run uses the value its first steps used."""
+    path = folder / CONSTANT_FILE
+    if path.is_file():
+        return float(json.loads(path.read_text(encoding="utf-8"))["constant"])
+    constant = measure()
+    if write:
+        text = json.dumps({"constant": constant, "reference": reference, "batches": BATCHES}, indent=1)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return constant
