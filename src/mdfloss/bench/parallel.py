@@ -1,10 +1,11 @@
 """``--jobs N``: the runs of a benchmark (one network, one loss each) trained by N processes.
 
 Runs are independent, so on a CPU, N processes with one thread each use N cores far better
-than one process with N threads. The main process prepares every experiment once (references,
-the input's own metrics, the manifest), then starts the unfinished runs, longest first (MDF and
-perceptual losses cost several times a pixel loss), keeping N running, and writes the report at
-the end. Each worker trains exactly as a single-process run would (same seeds, batches and
+than one process with N threads. The main process prepares every experiment once (every loss
+built once, references, the input's own metrics, the manifest, the validation and test images),
+then starts the unfinished runs, longest first (MDF and perceptual losses cost several times a
+pixel loss), keeping N running and handing each what was prepared, and writes the report at the
+end. Each worker trains exactly as a single-process run would (same seeds, batches and
 checkpoints), so the results and ``--resume`` do not depend on N. SIGINT/SIGTERM reach every
 worker, which checkpoints and stops; if one run fails, the others are stopped the same way.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import multiprocessing
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -23,6 +24,9 @@ from .config import LossRun
 from .distributed import Context, StopFlag, stop_on_signals
 from .fit import TrainingInterrupted
 from .run_folder import RunFolder
+
+if TYPE_CHECKING:
+    from .runner import Prepared
 
 
 def pending_runs(config: dict[str, Any], runs: list[LossRun], out: Path, *, resume: bool) -> list[tuple[float, str]]:
@@ -56,10 +60,10 @@ def train_in_parallel(configs: list[dict[str, Any]], out: Path, jobs: int, *, re
 
     weighted = []
     for config in configs:
-        runs = prepare_experiment(config, out, Context(device=device)).setup.runs
-        weighted += [(cost, index, config, label)
-                     for index, (cost, label) in enumerate(pending_runs(config, runs, out, resume=resume))]
-    tasks = [(config, key) for _, _, config, key in sorted(weighted, key=lambda item: (-item[0], item[1]))]
+        prepared = prepare_experiment(config, out, Context(device=device))
+        pending = pending_runs(prepared.setup.experiment.config, prepared.setup.runs, out, resume=resume)
+        weighted += [(cost, index, prepared, key) for index, (cost, key) in enumerate(pending)]
+    tasks = [(prepared, key) for _, _, prepared, key in sorted(weighted, key=lambda item: (-item[0], item[1]))]
     spawn = multiprocessing.get_context("spawn")
     errors = spawn.SimpleQueue()
     running: dict[Any, tuple[Any, str]] = {}
@@ -69,11 +73,12 @@ def train_in_parallel(configs: list[dict[str, Any]], out: Path, jobs: int, *, re
     with stop_on_signals(stop):
         while running or (tasks and failure is None and not stop.requested):
             while tasks and len(running) < jobs and failure is None and not stop.requested:
-                config, key = tasks.pop(0)
-                process = spawn.Process(target=_train_one, args=(config, out, key, device, threads, reuse, errors),
-                                        name=f"mdfloss-bench {config['name']} {key}")
+                prepared, key = tasks.pop(0)
+                name = prepared.setup.experiment.config["name"]
+                process = spawn.Process(target=_train_one, args=(prepared, out, key, device, threads, reuse, errors),
+                                        name=f"mdfloss-bench {name} {key}")
                 process.start()
-                running[process.sentinel] = (process, f"{config['name']} {key}")
+                running[process.sentinel] = (process, f"{name} {key}")
             for sentinel in wait(list(running), timeout=1.0):
                 process, name = running.pop(sentinel)
                 process.join()
@@ -89,18 +94,21 @@ def train_in_parallel(configs: list[dict[str, Any]], out: Path, jobs: int, *, re
         raise TrainingInterrupted(None, stop.signal_name or "a signal")
 
 
-def _train_one(config: dict[str, Any], out: Path, key: str, device: torch.device, threads: int,
+def _train_one(prepared: Prepared, out: Path, key: str, device: torch.device, threads: int,
                reuse: Path | None, errors: Any) -> None:
-    """A worker process: the run ``key`` on ``threads`` threads; exit 130 when stopped, 1 on an error."""
+    """A worker process: the run ``key`` of the experiment the main process ``prepared``, on
+    ``threads`` threads; exit 130 when stopped, 1 on an error."""
     import sys
 
     from .runner import run_experiment
 
     torch.set_num_threads(threads)
     stop = StopFlag()
+    config = prepared.setup.experiment.config
     try:
         with stop_on_signals(stop):
-            run_experiment(config, out, Context(device=device), resume=True, stop=stop, only=key, reuse=reuse)
+            run_experiment(config, out, Context(device=device), resume=True, stop=stop, only=key, reuse=reuse,
+                           prepared=prepared)
     except TrainingInterrupted:
         sys.exit(EXIT_INTERRUPTED)
     except Exception as error:  # reported by the main process, which stops the other runs
