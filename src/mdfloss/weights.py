@@ -31,8 +31,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ._version import __version__
 from ._files import existing_file, write_atomically
+from ._version import __version__
 from .discriminator import DiscriminatorPyramid
 
 FORMAT_NAME = "mdfloss-weights"

@@ -18,7 +18,7 @@ import torch
 from .config import identity
 from .convergence import ConvergenceRule
 from .distributed import Context
-from .evaluate import evaluate
+from .evaluate import measure
 from .experiment import (
     build_metrics,
     build_run_loss,
@@ -74,7 +74,7 @@ def estimate(configs: list[dict[str, Any]], out: Path, context: Context, *, step
             val_seconds = (time.perf_counter() - started) * validations
             if test_seconds is None:
                 started = time.perf_counter()
-                evaluate(model, test_sets, metrics, device=context.device, labels={}, image_dir=None)
+                measure(model, test_sets, metrics, device=context.device, labels={}, image_dir=None)
                 test_seconds = time.perf_counter() - started
             train_total, val_total = repeats * per_iteration * total, repeats * val_seconds
             loss_total = train_total + val_total + repeats * test_seconds

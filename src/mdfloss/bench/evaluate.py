@@ -40,7 +40,7 @@ class DegradedInput(nn.Module):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, datasets: EvalSets, metrics: ImageMetrics, *,
+def measure(model: nn.Module, datasets: EvalSets, metrics: ImageMetrics, *,
              device: torch.device, labels: dict[str, str], image_dir: Path | None) -> list[dict[str, Any]]:
     """Run ``model`` on every image of every dataset; rows of :data:`RESULT_FIELDS`.
 

@@ -36,8 +36,8 @@ from .evaluate import (
     RESULT_FIELDS,
     DegradedInput,
     EvalSets,
-    evaluate,
     format_row,
+    measure,
     save_references,
 )
 from .experiment import (
@@ -135,7 +135,7 @@ def _measure_input(experiment: Experiment, test_sets: EvalSets, metrics: Any, co
         return
     config = experiment.config
     labels = {"task": config["task"], "model": config["model"]["type"], "loss": INPUT_LABEL}
-    rows = evaluate(DegradedInput(experiment.degradation.scale), test_sets, metrics, device=context.device,
+    rows = measure(DegradedInput(experiment.degradation.scale), test_sets, metrics, device=context.device,
                     labels=labels, image_dir=None)
     write_csv(baseline, RESULT_FIELDS, [format_row(r) for r in rows])
 
@@ -171,11 +171,11 @@ def _train(prepared: Prepared, run: LossRun, conduct: Conduct, description_text:
     if run.scale_to is not None:
         reference = run.scale_to
 
-        def measure() -> float:
+        def measure_constant() -> float:
             batches = first_batches(patches, config["data"]["batch_size"])
             return scale_constant(loss_fn, build_run_loss(experiment, reference, context.device), model, batches)
 
-        constant = kept_constant(folder, reference.spec, measure, write=context.is_main)
+        constant = kept_constant(folder, reference.spec, measure_constant, write=context.is_main)
         loss_fn = WeightedSum([loss_fn], [constant], [run.spec])
         provenance["loss_scale"] = constant
     trainer = make_trainer(
@@ -194,7 +194,7 @@ def _test(prepared: Prepared, run: LossRun, trainer: Trainer, result: Any, conte
     labels = {"task": config["task"], "model": config["model"]["type"], "loss": run.label, "repeat": run.repeat}
     image_dir = folder / "images" if config["eval"]["save_images"] else None
     started = time.perf_counter()
-    rows = evaluate(trainer.model, prepared.test_sets, prepared.metrics, device=context.device, labels=labels,
+    rows = measure(trainer.model, prepared.test_sets, prepared.metrics, device=context.device, labels=labels,
                     image_dir=image_dir)
     write_csv(folder / RESULTS, RESULT_FIELDS, [format_row(r) for r in rows])
     return _run_record(run, {

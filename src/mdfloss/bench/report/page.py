@@ -21,9 +21,9 @@ from ...document import (
     Table,
 )
 from ...metrics.image import HIGHER_IS_BETTER, LABELS
-from ..evaluate import INPUT_LABEL
 from ..config import recorded_config
 from ..convergence import ConvergenceRule
+from ..evaluate import INPUT_LABEL
 from ..manifest import INPUT_RESULTS, experiment_results, runs_of
 from .crops import crop_figure, image_paths
 from .plots import validation_plot, violin_plots
