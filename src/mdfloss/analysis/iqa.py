@@ -37,6 +37,7 @@ from ..document import (
     Table,
     to_markdown,
 )
+from ..losses.spec import loss_label, loss_spec
 from .iqa_data import (
     STATISTICS,
     Correlation,
@@ -309,8 +310,6 @@ def write_report(out: Path, command: str, dataset: Dataset, predictors: dict[str
 
 def labelled_predictors(losses: Sequence[str], metrics: Sequence[str]) -> dict[str, tuple[str, str]]:
     """``{label: ("loss" or "metric", spec)}``; a loss whose label is a metric's name gets ``loss:``."""
-    from .command import loss_label, loss_spec
-
     labelled = {name: ("metric", name) for name in metrics}
     for spec in dict.fromkeys(loss_spec(text) for text in losses):
         label = loss_label(spec)

@@ -111,7 +111,7 @@ def reconstruct(
 def _train_quick_loss(seed: Path, out: Path, scales: int, iters: int) -> Path:
     """Phase 1 on one thread: a GAN's result depends on the order of its float sums, so a
     fixed thread count makes the quick loss the same whatever the machine's core count."""
-    from ..cli import scoped_threads
+    from ..runtime import scoped_threads
     from ..train import train_loss
 
     print(f"training a {scales}-scale SISR loss on {seed.name} ({iters} iterations per scale, one thread)")
