@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._files import write_atomically, write_csv
+from .._files import read_rgb, write_atomically, write_csv
 from ..document import (
     Block,
     Cell,
@@ -105,10 +105,7 @@ def loss_predictor(loss: torch.nn.Module, spec: str) -> Predictor:
 
 def read_image(path: Path) -> torch.Tensor:
     """(1, 3, H, W) float32 in [0, 1]; grey images are repeated to 3 channels."""
-    from PIL import Image
-
-    with Image.open(path) as opened:
-        array = np.asarray(opened.convert("RGB"), dtype=np.float32) / 255
+    array = read_rgb(path).astype(np.float32) / 255
     return torch.from_numpy(array).permute(2, 0, 1)[None].contiguous()
 
 
