@@ -29,10 +29,11 @@ from .config import (
     parse_assignment,
     preset_names,
 )
+from .degradations import TASKS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", choices=("sisr", "denoise", "jpeg"), help="restoration task")
+    parser.add_argument("--task", choices=TASKS, help="restoration task")
     parser.add_argument("--model", help="network: edsr, srresnet, rrdb (sisr; rrdb trains a GAN) or dncnn (denoise, jpeg)")
     parser.add_argument("--losses", help="comma-separated loss labels or specs, e.g. l2,l1,msssim+l1,mdf,mdf-official")
     parser.add_argument("--train-dir", help="folder of training images")
@@ -226,7 +227,7 @@ def _flag_layer(args: argparse.Namespace) -> list[dict[str, Any]]:
     layers = [layer]
     for item in args.mdf:
         task, sep, value = item.partition("=")
-        if sep and task in ("sisr", "denoise", "jpeg"):
+        if sep and task in TASKS:
             layers.append({"__task__": task, "mdf": {"weights": value}})
         else:
             layers.append({"mdf": {"weights": item}})
