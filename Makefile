@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-.PHONY: install demo test test-set
+.PHONY: install demo test test-set gpu-check
 install: $(BIN)/python
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 
@@ -22,3 +22,8 @@ test-set: install
 	$(BIN)/pip install -q -c constraints.txt scikit-image==0.26.0 scikit-learn==1.9.1
 	dpkg -s $(TEST_SET_DEB) >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -q $(TEST_SET_DEB))
 	$(BIN)/python scripts/build_test_set.py --out data/test-detail
+
+# On a machine with one GPU, in at most 10 minutes: the CUDA test cases, the loss cost table and
+# the paper preset's speed, in one results file (scripts/gpu_check.py).
+gpu-check: install
+	$(BIN)/python scripts/gpu_check.py --out benchmarks/results/gpu-check.md

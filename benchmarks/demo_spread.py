@@ -26,7 +26,7 @@ import torch
 
 from mdfloss import MDFLoss
 from mdfloss._files import read_csv, write_csv
-from mdfloss.cli import scoped_threads
+from mdfloss.runtime import scoped_threads
 from mdfloss.demo.command import BUNDLED_IMAGE, _centre_crop, _load_rgb, reconstruct
 from mdfloss.train import train_loss
 

@@ -12,7 +12,7 @@ from conftest import make_pyramid
 from PIL import Image
 from scipy import ndimage
 
-from mdfloss.analysis import command
+from mdfloss.analysis.runs.sensitivity import labelled_specs
 from mdfloss.analysis.probes import (
     MATCH_TOLERANCE_DB,
     BrightnessShift,
@@ -25,6 +25,7 @@ from mdfloss.analysis.probes import (
     matched_probes,
 )
 from mdfloss.analysis.sensitivity import Measurement, per_unit_mse_ratios
+from mdfloss.losses.spec import loss_label, loss_spec
 from mdfloss.cli import main
 from mdfloss.weights import save_pyramid
 
@@ -193,13 +194,13 @@ def test_per_unit_mse_ratio_on_a_hand_computed_case():
 
 def test_loss_arguments_become_build_loss_specs(monkeypatch):
     monkeypatch.setattr("mdfloss.loss.pretrained_names", lambda: ["denoise"])
-    assert command.loss_spec("runs/my.safetensors") == "mdf:runs/my.safetensors"
-    assert command.loss_spec("/x/Ds_SISR.pth") == "mdf:/x/Ds_SISR.pth"
-    assert command.loss_spec("denoise") == "mdf:denoise"
-    assert command.loss_spec("mdf:sisr") == "mdf:sisr"
-    assert command.loss_spec("l1") == "l1"
-    assert command.loss_label("mdf:/x/Ds_SISR.pth") == "mdf:Ds_SISR"
-    assert list(command._labelled_specs(["l2", "/x/a.pth", "/y/a.pth"])) == ["l2", "mdf:a", "mdf:/y/a.pth", "ssim"]
+    assert loss_spec("runs/my.safetensors") == "mdf:runs/my.safetensors"
+    assert loss_spec("/x/Ds_SISR.pth") == "mdf:/x/Ds_SISR.pth"
+    assert loss_spec("denoise") == "mdf:denoise"
+    assert loss_spec("mdf:sisr") == "mdf:sisr"
+    assert loss_spec("l1") == "l1"
+    assert loss_label("mdf:/x/Ds_SISR.pth") == "mdf:Ds_SISR"
+    assert list(labelled_specs(["l2", "/x/a.pth", "/y/a.pth"])) == ["l2", "mdf:a", "mdf:/y/a.pth", "ssim"]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from conftest import make_pyramid
 from test_bench_data import write_images
 
 from mdfloss import save_pyramid
-from mdfloss.bench.command import EXIT_INTERRUPTED
+from mdfloss.runtime import EXIT_INTERRUPTED
 from mdfloss.cli import main
 
 

@@ -3,6 +3,7 @@
 * :func:`write_atomically`: a file is replaced whole or not at all (temporary file + rename);
 * :func:`existing_file`: a path that must name a file, one message for every reader;
 * :func:`list_images`: the image files of a folder, one rule for every command;
+* :func:`read_rgb`: an image file as 8-bit RGB, the one reader of every tool;
 * :func:`write_png`: a (3, H, W) image in [0, 1] as an 8-bit PNG;
 * :func:`write_csv` / :func:`read_csv`: a list of dicts as a CSV table with a header row;
   :func:`read_table`: a user's CSV whose header must name some columns.
@@ -16,7 +17,7 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 
@@ -34,6 +35,16 @@ def list_images(folder: str | os.PathLike[str], argument: str = "images") -> lis
     if not images:
         raise ValueError(f"{argument}: expected image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}, found none")
     return images
+
+
+def read_rgb(path: str | os.PathLike[str] | BinaryIO) -> Any:
+    """An image file (a path or an open binary stream) as a uint8 (H, W, 3) RGB array; grey is
+    repeated to three channels, alpha dropped, palettes expanded (Pillow's ``convert("RGB")``)."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 def existing_file(path: str | os.PathLike[str], argument: str, what: str) -> Path:

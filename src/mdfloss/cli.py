@@ -7,7 +7,7 @@ gives every one of them the same conduct:
 
 * a user's mistake (a bad value, a missing file: ValueError, TypeError, FileNotFoundError,
   FileExistsError...) is one line, ``mdfloss COMMAND: error: ...``, and exit code 2, never a
-  traceback; argparse reports bad flags the same way;
+  traceback; argparse reports bad flags the same way (codes and exceptions: :mod:`mdfloss.runtime`);
 * a failure at run time (RuntimeError, OSError, a diverging loss) is one line and exit code 1;
 * Ctrl-C is exit code 130;
 * ``--threads N``, where a command has it, holds for that command only;
@@ -23,17 +23,16 @@ import importlib
 import os
 import shlex
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from ._version import __version__
-
-EXIT_RUNTIME = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
-               PermissionError)
-RUNTIME_ERRORS = (RuntimeError, OSError, ArithmeticError)
+from .runtime import (
+    EXIT_INTERRUPTED,
+    EXIT_RUNTIME,
+    EXIT_USAGE,
+    RUNTIME_ERRORS,
+    USER_ERRORS,
+    scoped_threads,
+)
 
 # subcommand -> module with `add_arguments(parser)` and `run(args) -> int`
 COMMANDS = {
@@ -60,25 +59,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             module.add_arguments(sub)
             sub.set_defaults(handler=module.run)
     return parser
-
-
-@contextmanager
-def scoped_threads(threads: int | None, argument: str = "--threads") -> Iterator[None]:
-    """torch's intra-op thread count set to ``threads`` (if given) inside the block, restored after."""
-    if threads is None:
-        yield
-        return
-    from ._checks import check_int
-
-    check_int(argument, threads, minimum=1)
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def run_command(args: argparse.Namespace) -> int:

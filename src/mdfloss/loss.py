@@ -38,7 +38,7 @@ from .discriminator import (
     PatchDiscriminator,
 )
 from .functional import float32_at_least, reduce
-from .losses.base import FrozenFeatureLoss
+from .base import FrozenFeatureLoss
 from .weights import SUFFIX, load_pyramid, save_pyramid
 
 PRETRAINED_PACKAGE = "mdfloss.pretrained"

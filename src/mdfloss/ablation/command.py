@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..bench.degradations import TASKS
+
 ABLATIONS = ("seeds", "seed-count", "scales", "task")
 
 
@@ -41,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                               help="take over runs finished in benchmark folder DIR with the same settings, "
                                    "as mdfloss bench --reuse (e.g. the cpu preset's mdf runs)")
         if name in ("seeds", "seed-count"):
-            ablation.add_argument("--task", choices=("sisr", "denoise", "jpeg"), default="sisr",
+            ablation.add_argument("--task", choices=TASKS, default="sisr",
                                   help="the task of the losses and of the benchmark (default sisr)")
             ablation.add_argument("--loss-iters", type=int, help="phase-1 iterations per scale (default: the "
                                                                  "fast preset's)")

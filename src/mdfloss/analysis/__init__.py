@@ -8,7 +8,8 @@
 * :mod:`.iqa_data`: quality datasets with human scores (TID2013, KADID-10k, CSV, a study) and
   the statistics (SROCC, KROCC, logistic PLCC, bootstrap intervals);
 * :mod:`.iqa`: losses and metrics as quality predictors, and their report;
-* :mod:`.command`: the ``mdfloss analyze sensitivity``, ``gradients`` and ``iqa`` commands.
+* :mod:`.command`: the parsers of ``mdfloss analyze sensitivity``, ``manifold``, ``gradients`` and
+  ``iqa``; :mod:`.runs`: one module per analysis with its ``run``.
 
 The losses come from :mod:`mdfloss.losses`.
 """

@@ -11,28 +11,28 @@ With ``--per-scale`` each discriminator of every MDF loss is also evaluated alon
 uses every loss and metric as a full-reference quality predictor on a dataset with human scores
 (TID2013, KADID-10k, a CSV, or a ``mdfloss study`` file) and writes SROCC, KROCC and PLCC with
 bootstrap intervals, overall and per distortion type (:mod:`.iqa`).
+
+``mdfloss analyze manifold`` and ``mdfloss analyze gradients``: see their ``--help``. This
+module parses; each analysis runs in its module of :mod:`mdfloss.analysis.runs`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .iqa import METRICS as IQA_METRICS
 from .iqa_data import FORMATS
+from .runs.gradients import SHARES_CSV, SHARES_MD
+from .runs.manifold import SEPARABILITY_CSV, SEPARABILITY_MD
+from .runs.sensitivity import CSV_NAME, FIGURE_NAME, RATIOS_NAME
 from .sensitivity import DEFAULT_JPEG_QUALITIES, DEFAULT_LEVELS, FITS, MIN_SIDE
 
-REFERENCE_LOSSES = ("l2", "ssim")
-MDF_FILE_SUFFIXES = (".safetensors", ".pth", ".pt")
 Number = TypeVar("Number", int, float)
-CSV_NAME, FIGURE_NAME, RATIOS_NAME = "sensitivity.csv", "sensitivity.png", "ratios.md"
-SHARES_CSV, SHARES_MD = "gradient-shares.csv", "gradient-shares.md"
-SEPARABILITY_CSV, SEPARABILITY_MD = "separability.csv", "separability.md"
 
 
 def _distinct_numbers(text: str, convert: Callable[[str], Number], example: str,
@@ -76,7 +76,7 @@ def _int_at_least(minimum: int):
 
 def _add_device_and_threads(parser: argparse.ArgumentParser, device: bool = True) -> None:
     if device:
-        parser.add_argument("--device", default="cpu", help="torch device of the losses (default: cpu)")
+        parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:K: the losses' device (default: cpu)")
     parser.add_argument("--threads", type=_int_at_least(1), default=None, metavar="N",
                         help="CPU threads for torch (default: torch's; 1 is fastest on a busy shared machine)")
 
@@ -195,223 +195,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_device_and_threads(iqa)
 
 
-def loss_spec(text: str) -> str:
-    """A ``--loss`` value as a :func:`mdfloss.losses.build_loss` spec.
-
-    Weight files (.safetensors, .pth, .pt) and pretrained names become ``mdf:...``; anything else
-    (``l1``, ``mdf:denoise``, ``l2+0.1*lpips``) is passed on unchanged.
-    """
-    from ..loss import pretrained_names
-
-    text = text.strip()
-    if text.lower().startswith("mdf:"):
-        return text
-    if Path(text).suffix.lower() in MDF_FILE_SUFFIXES or text in pretrained_names():
-        return f"mdf:{text}"
-    return text
-
-
-def loss_label(spec: str) -> str:
-    """Short panel title: ``mdf:<file stem or name>`` for MDF losses, the spec otherwise."""
-    if spec.lower().startswith("mdf:"):
-        return f"mdf:{Path(spec[4:]).stem}"
-    return spec
-
-
-def _labelled_specs(requested: list[str]) -> dict[str, str]:
-    specs = list(dict.fromkeys(loss_spec(text) for text in requested))
-    specs += [name for name in REFERENCE_LOSSES if name not in {s.lower() for s in specs}]
-    labelled: dict[str, str] = {}
-    for spec in specs:
-        label = loss_label(spec)
-        labelled[spec if label in labelled else label] = spec
-    return labelled
-
-
-def _single_scale_parts(losses: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """``{label: {"label[k]": the loss with discriminator k only}}`` for every MDF loss."""
-    from ..loss import MDFLoss
-
-    return {label: {f"{label}[{k}]": part for k, part in loss.scale_parts().items()}
-            for label, loss in losses.items() if isinstance(loss, MDFLoss)}
-
-
 def run(args: argparse.Namespace) -> int:
-    return {"sensitivity": _sensitivity, "gradients": _gradients, "manifold": _manifold, "iqa": _iqa}[args.analysis](args)
-
-
-def _device(text: str) -> Any:
-    """``--device`` as a torch device; ValueError when it is malformed or CUDA is missing."""
-    import torch
-
-    try:
-        device = torch.device(text)
-    except RuntimeError as error:
-        raise ValueError(f"--device: {error}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device: {text} requested but CUDA is not available")
-    return device
-
-
-def _iqa(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from ..losses import build_loss
-    from .iqa import (
-        evaluate,
-        labelled_predictors,
-        loss_predictor,
-        metric_names,
-        metric_predictor,
-        write_report,
-    )
-    from .iqa_data import detect_format, load
-
-    start = time.perf_counter()
-
-    def say(message: str) -> None:
-        print(f"[{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr, flush=True)
-
-    metrics = [name for text in args.metric for name in metric_names(text)]
-    if not args.loss and not metrics:
-        raise ValueError("--loss/--metric: expected at least one loss or metric to evaluate, got neither")
-    if not 0 <= args.min_golden <= 1:
-        raise ValueError(f"--min-golden: expected a fraction in [0, 1], got {args.min_golden}")
-    layout = args.format or detect_format(args.dataset)
-    if args.scores_lower_is_better and layout != "csv":
-        raise ValueError(f"--scores-lower-is-better: expected a CSV dataset, got the {layout} layout")
-    device = _device(args.device)
-    dataset = load(args.dataset, layout, higher_is_better=not args.scores_lower_is_better, min_golden=args.min_golden)
-    dataset = replace(dataset, pairs=dataset.pairs[: args.max_pairs])
-    mdf_options = {key: value for key, value in {"features": args.mdf_features, "scales": args.mdf_scales}.items()
-                   if value is not None}
-    predictors = {}
-    for label, (kind, spec) in labelled_predictors(args.loss, metrics).items():
-        predictors[label] = (metric_predictor(spec) if kind == "metric" else
-                             loss_predictor(build_loss(spec, device=device, mdf_options=mdf_options), spec))
-    say(f"{dataset.name}: {len(dataset.pairs)} pairs; predictors: {', '.join(predictors)}")
-
-    def progress(done: int, total: int) -> None:
-        if done % 250 == 0 or done == total:
-            say(f"{done}/{total} pairs")
-
-    values = evaluate(dataset, predictors, device, progress)
-    written = write_report(args.out, args.command_line, dataset, predictors, values, args.bootstrap, args.seed)
-    say("wrote " + ", ".join(str(path) for path in written))
-    return 0
-
-
-def _manifold(args: argparse.Namespace) -> int:
-    import torch
-
-    from .._files import list_images
-    from ..loss import MDFLoss
-    from ..losses import build_loss
-    from . import report
-    from .manifold import VERSIONS, GANFeatures, descriptors, photo_crops, separability
-
-    device = _device(args.device)
-    if not args.loss and not args.discriminator:
-        raise ValueError("--loss / --discriminator: expected at least one MDF loss or GAN discriminator, got none")
-    losses = {}
-    for text in args.loss:
-        spec = loss_spec(text)
-        loss = build_loss(spec, device=device)
-        if not isinstance(loss, MDFLoss):
-            raise ValueError(f"--loss: expected an MDF loss (a name, a .safetensors or a Ds_*.pth), got {text!r}")
-        losses[loss_label(spec)] = loss
-    if args.discriminator:
-        from ..bench.gan import load_discriminator
-
-        for path in args.discriminator:
-            losses[f"gan:{path.parent.name}"] = GANFeatures(load_discriminator(path, device))
-    paths = [path for folder in args.images for path in list_images(folder, "--images")]
-    crops, photos = [], []
-    for index, path in enumerate(paths):
-        for crop in photo_crops(path, args.crop - args.crop % 4, args.crops_per_image):
-            crops.append(crop)
-            photos.append(index)
-    if len(set(photos)) < 2:
-        raise ValueError(f"--images: expected at least 2 photos of at least {args.crop} px, found {len(set(photos))}")
-    rows, embedded = [], {}
-    for label, loss in losses.items():
-        found = descriptors(loss, crops, torch.Generator().manual_seed(args.seed))
-        found.photos = [photos[i] for i in found.photos]
-        for scale, features in [("all", found.whole), *sorted(found.per_scale.items())]:
-            for version in VERSIONS[1:]:
-                rows.append({"loss": label, "scale": scale, "version": version,
-                             "accuracy": separability(features, found.versions, found.photos, version)})
-        embedded[label] = found
-    written = [report.write_separability(args.out / SEPARABILITY_CSV, rows),
-               report.write_text(args.out / SEPARABILITY_MD, report.separability_markdown(
-                   args.command_line, rows, len(set(photos)), len(crops)))]
-    for label, found in embedded.items():
-        written += report.tsne_plots(args.out, label, found, args.seed)
-    print("wrote " + ", ".join(str(path) for path in written))
-    return 0
-
-
-def _gradients(args: argparse.Namespace) -> int:
-    from . import report
-    from .gradients import training_shares
-
-    shares = {label: training_shares(args.bench_dir, args.experiment, label) for label in args.loss}
-    written = [report.write_shares(args.out / SHARES_CSV, shares),
-               report.write_text(args.out / SHARES_MD, report.shares_markdown(args.command_line, args.experiment, shares))]
-    print("wrote " + ", ".join(str(path) for path in written))
-    return 0
-
-
-def _sensitivity(args: argparse.Namespace) -> int:
-
-    from .._files import list_images
-    from ..losses import build_loss
-    from . import report
-    from .sensitivity import distort, evaluate, load_image
-
-    def say(message: str) -> None:
-        print(f"[{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr, flush=True)
-
-    start = time.perf_counter()
-    if args.ratio_level not in args.levels:
-        raise ValueError(f"--ratio-level: expected one of --levels {args.levels}, got {args.ratio_level:g}")
-    device = _device(args.device)
-    mdf_options = {"features": args.mdf_features, "scales": args.mdf_scales}
-    mdf_options = {key: value for key, value in mdf_options.items() if value is not None}
-    specs = _labelled_specs(args.loss)
-    paths = list_images(args.images, "--images")[: args.max_images]
-    losses = {label: build_loss(spec, device=device, mdf_options=mdf_options) for label, spec in specs.items()}
-    try:
-        references = {path.name: load_image(path, args.size, args.fit) for path in paths}
-    except OSError as error:
-        raise ValueError(f"--images: {error}") from None
-    wholes = list(losses)
-    parts = _single_scale_parts(losses) if args.per_scale else {}
-    for names in parts.values():
-        losses.update(names)
-    sizes = sorted({tuple(image.shape[-2:]) for image in references.values()})
-    say(f"{len(references)} images at {', '.join(f'{h}x{w}' for h, w in sizes)} px; losses: {', '.join(losses)}")
-
-    measurements = []
-    for name, image in references.items():
-        samples = distort(name, image, args.levels, args.jpeg_qualities, args.seed)
-        measurements += evaluate(losses, image, samples, device)
-        say(f"{name}: {len(samples)} distortions x {len(losses)} losses")
-
-    header = report.sensitivity_header(
-        args.command_line, specs, mdf_options, list(references), fit=args.fit, size=args.size, levels=args.levels,
-        jpeg_qualities=args.jpeg_qualities, seed=args.seed,
-    )
-    ratios = report.ratios_markdown(measurements, list(losses), args.levels, args.ratio_level, header)
-    if parts:
-        shares = {whole: list(names) for whole, names in parts.items()}
-        ratios += "\n" + report.scale_shares_markdown(measurements, shares, args.ratio_level)
-    out = args.out
-    written = [
-        report.write_measurements(out / CSV_NAME, measurements),
-        report.plot(out / FIGURE_NAME, measurements, wholes,
-                    title=f"{len(references)} images, {args.size} px: loss vs PSNR per distortion"),
-        report.write_text(out / RATIOS_NAME, ratios),
-    ]
-    say("wrote " + ", ".join(str(path) for path in written))
-    return 0
+    """Run the chosen analysis (its module in :mod:`mdfloss.analysis.runs`)."""
+    module = importlib.import_module(f"mdfloss.analysis.runs.{args.analysis}")
+    return module.run(args)

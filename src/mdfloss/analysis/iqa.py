@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._files import write_atomically, write_csv
+from .._files import read_rgb, write_atomically, write_csv
 from ..document import (
     Block,
     Cell,
@@ -37,6 +37,7 @@ from ..document import (
     Table,
     to_markdown,
 )
+from ..losses.spec import loss_label, loss_spec
 from .iqa_data import (
     STATISTICS,
     Correlation,
@@ -104,10 +105,7 @@ def loss_predictor(loss: torch.nn.Module, spec: str) -> Predictor:
 
 def read_image(path: Path) -> torch.Tensor:
     """(1, 3, H, W) float32 in [0, 1]; grey images are repeated to 3 channels."""
-    from PIL import Image
-
-    with Image.open(path) as opened:
-        array = np.asarray(opened.convert("RGB"), dtype=np.float32) / 255
+    array = read_rgb(path).astype(np.float32) / 255
     return torch.from_numpy(array).permute(2, 0, 1)[None].contiguous()
 
 
@@ -309,8 +307,6 @@ def write_report(out: Path, command: str, dataset: Dataset, predictors: dict[str
 
 def labelled_predictors(losses: Sequence[str], metrics: Sequence[str]) -> dict[str, tuple[str, str]]:
     """``{label: ("loss" or "metric", spec)}``; a loss whose label is a metric's name gets ``loss:``."""
-    from .command import loss_label, loss_spec
-
     labelled = {name: ("metric", name) for name in metrics}
     for spec in dict.fromkeys(loss_spec(text) for text in losses):
         label = loss_label(spec)

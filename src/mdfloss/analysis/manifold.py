@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._files import read_rgb
+
 VERSIONS = ("original", "jpeg", "blur", "permuted")
 JPEG_QUALITIES = (7, 10)
 BLUR_FACTOR = 4
@@ -46,10 +48,8 @@ class Descriptors:
 def photo_crops(path: object, size: int, count: int) -> list[torch.Tensor]:
     """Up to ``count`` non-overlapping ``size`` px crops of a photo, row by row from the top left: (3, S, S)."""
     import numpy as np
-    from PIL import Image
 
-    with Image.open(path) as opened:
-        pixels = torch.from_numpy(np.asarray(opened.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
+    pixels = torch.from_numpy(read_rgb(path).astype(np.float32) / 255).permute(2, 0, 1)
     height, width = pixels.shape[-2:]
     corners = [(top, left) for top in range(0, height - size + 1, size) for left in range(0, width - size + 1, size)]
     return [pixels[:, top:top + size, left:left + size] for top, left in corners[:count]]

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._files import read_rgb
 from .probes import (
     JPEG,
     BrightnessShift,
@@ -110,8 +111,7 @@ def load_image(path: str | Path, size: int, fit: str = "resize") -> torch.Tensor
 
     if fit not in FITS:
         raise ValueError(f"fit: expected one of {FITS}, got {fit!r}")
-    with Image.open(path) as opened:
-        picture = opened.convert("RGB")
+    picture = Image.fromarray(read_rgb(path))
     width, height = picture.size
     if fit == "resize" and min(width, height) > size:
         scale = size / min(width, height)

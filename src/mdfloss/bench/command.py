@@ -21,13 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .._checks import check_int
+from ..runtime import EXIT_INTERRUPTED
 from . import compare as compare_module
-from .degradations import TASKS
-from .plugins import is_plugin
-
-DEFAULT_MODELS = {"sisr": "edsr", "denoise": "dncnn", "jpeg": "dncnn"}
-"""The built-in experiment whose settings a network plugin takes, per task."""
-from ..cli import EXIT_INTERRUPTED
 from .config import (
     experiment_config,
     experiment_names,
@@ -36,6 +31,11 @@ from .config import (
     parse_assignment,
     preset_names,
 )
+from .degradations import TASKS
+from .plugins import is_plugin
+
+DEFAULT_MODELS = {"sisr": "edsr", "denoise": "dncnn", "jpeg": "dncnn"}
+"""The built-in experiment whose settings a network plugin takes, per task."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     check_int("--jobs", args.jobs, minimum=1)
     if args.reuse is not None and not (args.reuse / "manifest.json").is_file():
         raise ValueError(f"--reuse: expected a benchmark folder (with manifest.json), got {str(args.reuse)!r}")
-    from ..cli import scoped_threads
+    from ..runtime import scoped_threads
     from .distributed import Context, setup, teardown
 
     context = setup(configs[0]["train"]["device"])

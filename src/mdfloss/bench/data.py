@@ -15,29 +15,20 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from .._checks import check_int
+from .._files import read_rgb as read_image
 from .._files import write_atomically
 from .degradations import Condition, Degradation, mod_crop, to_tensor
 
 _MIX = 0x9E3779B97F4A7C15
-
-
-def read_image(path: str | os.PathLike[str] | BinaryIO) -> np.ndarray:
-    """An image file (a path or an open binary stream) as uint8 RGB (H, W, 3); grey is repeated, alpha dropped."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
 
 
 def augment(patch: np.ndarray, mode: int) -> np.ndarray:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..runtime import resolve_device
+
 
 @dataclass
 class Context:
@@ -59,25 +61,12 @@ class Context:
         return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
-def resolve_device(choice: str, local_rank: int = 0) -> torch.device:
-    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:K``."""
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    if choice.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"train.device: {choice!r} asked for, but CUDA is not available (use cpu or auto)")
-        return torch.device(choice if ":" in choice else f"cuda:{local_rank}")
-    if choice != "cpu":
-        raise ValueError(f"train.device: expected auto, cpu, cuda or cuda:K, got {choice!r}")
-    return torch.device("cpu")
-
-
 def setup(device_choice: str) -> Context:
     """Join the process group if ``torchrun`` started this process; pick the device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_choice, local_rank)
+    device = resolve_device(device_choice, "train.device", local_rank)
     if world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)

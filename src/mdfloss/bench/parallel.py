@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..cli import EXIT_INTERRUPTED
+from ..runtime import EXIT_INTERRUPTED
 from .config import LossRun
 from .distributed import Context, StopFlag, stop_on_signals
 from .fit import TrainingInterrupted

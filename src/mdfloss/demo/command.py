@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._files import write_atomically
+from .._files import read_rgb, write_atomically
 from ..loss import MDFLoss, pretrained_names
 
 BUNDLED_IMAGE = "dandelions-512.png"
@@ -111,7 +111,7 @@ def reconstruct(
 def _train_quick_loss(seed: Path, out: Path, scales: int, iters: int) -> Path:
     """Phase 1 on one thread: a GAN's result depends on the order of its float sums, so a
     fixed thread count makes the quick loss the same whatever the machine's core count."""
-    from ..cli import scoped_threads
+    from ..runtime import scoped_threads
     from ..train import train_loss
 
     print(f"training a {scales}-scale SISR loss on {seed.name} ({iters} iterations per scale, one thread)")
@@ -120,10 +120,8 @@ def _train_quick_loss(seed: Path, out: Path, scales: int, iters: int) -> Path:
 
 
 def _load_rgb(path: Path) -> torch.Tensor:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    """(1, 3, H, W) float32 in [0, 1]."""
+    array = read_rgb(path).astype(np.float32) / 255.0
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 

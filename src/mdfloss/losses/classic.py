@@ -39,7 +39,7 @@ from ..functional import (
     ms_ssim_value,
     ssim_value,
 )
-from .base import PairLoss
+from ..base import PairLoss
 
 ZHAO_ALPHA = 0.84
 ZHAO_L1_SIGMA = 8.0

@@ -213,3 +213,29 @@ def build_mdf_loss(source: str | os.PathLike[str], **options: Any) -> nn.Module:
     if path.suffix.lower() in OFFICIAL_SUFFIXES:
         return MDFLoss.from_official(path, **options)
     return MDFLoss.from_file(path, **options)
+
+
+MDF_FILE_SUFFIXES = (".safetensors", *OFFICIAL_SUFFIXES)
+
+
+def loss_spec(text: str) -> str:
+    """A loss named on a command line (``--loss``) as a :func:`build_loss` spec.
+
+    Weight files (.safetensors, .pth, .pt) and pretrained names become ``mdf:...``; anything else
+    (``l1``, ``mdf:denoise``, ``l2+0.1*lpips``) is passed on unchanged.
+    """
+    from ..loss import pretrained_names
+
+    text = text.strip()
+    if text.lower().startswith("mdf:"):
+        return text
+    if Path(text).suffix.lower() in MDF_FILE_SUFFIXES or text in pretrained_names():
+        return f"mdf:{text}"
+    return text
+
+
+def loss_label(spec: str) -> str:
+    """A short name for a spec: ``mdf:<file stem or name>`` for MDF losses, the spec otherwise."""
+    if spec.lower().startswith("mdf:"):
+        return f"mdf:{Path(spec[4:]).stem}"
+    return spec

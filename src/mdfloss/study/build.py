@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._files import IMAGE_SUFFIXES, list_images
+from .._files import IMAGE_SUFFIXES, list_images, read_rgb
 from .store import BlockSpec, ConditionSpec
 
 RESERVED = ("reference", "distorted")
@@ -132,13 +132,6 @@ def select(source: Source, losses: list[str] | None, images: int | None, seed: i
     return {name: complete[name] for name in names}
 
 
-def _read(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
 def _save(path: Path, array: np.ndarray) -> None:
     from PIL import Image
 
@@ -175,7 +168,7 @@ def write_images(chosen: dict[str, dict[str, Path]], image_dir: Path, crop: int,
         raise ValueError(f"--crop: expected at least 16 px, got {crop}")
     blocks = []
     for number, (name, paths) in enumerate(chosen.items()):
-        arrays = {label: _read(path) for label, path in paths.items()}
+        arrays = {label: read_rgb(path) for label, path in paths.items()}
         shapes = {label: a.shape for label, a in arrays.items()}
         if len(set(shapes.values())) > 1:
             raise ValueError(f"image {name}: expected every condition to have the reference's size, got {shapes}")

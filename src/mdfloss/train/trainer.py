@@ -41,6 +41,7 @@ from torch import nn
 
 from .._version import __version__
 from ..discriminator import DiscriminatorPyramid, PatchDiscriminator
+from ..runtime import resolve_device
 from ..weights import save_pyramid
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distortions import Distortion, make_distortion
@@ -543,9 +544,7 @@ def train_loss(
     paths = [seed] if isinstance(seed, (str, os.PathLike)) else list(seed)
     if not paths:
         raise ValueError("seed: expected at least one seed image, got none")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device: 'cuda' was requested but torch.cuda.is_available() is False")
+    device = resolve_device(device)
     if command is None:
         seeds = [str(path) for path in paths] if len(paths) > 1 else str(paths[0])
         arguments = ", ".join([repr(seeds), repr(str(out)), f"task={task!r}", f"distortion={distortion!r}",

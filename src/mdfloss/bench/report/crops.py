@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._files import read_rgb
 from .plots import save_figure
 from .stats import ExperimentResults
 
@@ -89,12 +90,9 @@ def crop_figure(out: Path, folder: Path, name: str, entry: dict[str, Any], resul
 
 
 def _read(path: Path | None) -> np.ndarray | None:
-    from PIL import Image
-
     if path is None or not path.is_file():
         return None
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+    return read_rgb(path).astype(np.float32) / 255
 
 
 def _disputed_images(results: ExperimentResults, dataset: str, count: int) -> list[str]:

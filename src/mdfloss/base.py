@@ -16,13 +16,13 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from .._checks import (
+from ._checks import (
     check_data_range,
     check_image_pair,
     check_module_device,
     check_reduction,
 )
-from ..functional import reduce
+from .functional import reduce
 
 
 class PairLoss(nn.Module):
