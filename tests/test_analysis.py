@@ -12,7 +12,6 @@ from conftest import make_pyramid
 from PIL import Image
 from scipy import ndimage
 
-from mdfloss.analysis.runs.sensitivity import labelled_specs
 from mdfloss.analysis.probes import (
     MATCH_TOLERANCE_DB,
     BrightnessShift,
@@ -24,9 +23,10 @@ from mdfloss.analysis.probes import (
     match_psnr,
     matched_probes,
 )
+from mdfloss.analysis.runs.sensitivity import labelled_specs
 from mdfloss.analysis.sensitivity import Measurement, per_unit_mse_ratios
-from mdfloss.losses.spec import loss_label, loss_spec
 from mdfloss.cli import main
+from mdfloss.losses.spec import loss_label, loss_spec
 from mdfloss.weights import save_pyramid
 
 NAN = math.nan

@@ -12,10 +12,10 @@ from conftest import make_pyramid, shared_path
 from test_bench_data import write_images
 
 from mdfloss import read_metadata, save_pyramid
-from mdfloss.runtime import EXIT_INTERRUPTED
 from mdfloss.bench.run_folder import loss_digest
 from mdfloss.cli import main
 from mdfloss.losses import build_loss
+from mdfloss.runtime import EXIT_INTERRUPTED
 from mdfloss.train.checkpoint import load_checkpoint
 
 

@@ -10,8 +10,8 @@ from conftest import make_pyramid
 from test_bench_data import write_images
 
 from mdfloss import save_pyramid
-from mdfloss.runtime import EXIT_INTERRUPTED
 from mdfloss.cli import main
+from mdfloss.runtime import EXIT_INTERRUPTED
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import conftest
 import pytest
 from _metrics_support import photo
-
-import conftest
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from ._checks import (
     check_module_device,
     check_reduction,
 )
+from .base import FrozenFeatureLoss
 from .discriminator import (
     FEATURE_LAYERS,
     FEATURE_SETS,
@@ -38,7 +39,6 @@ from .discriminator import (
     PatchDiscriminator,
 )
 from .functional import float32_at_least, reduce
-from .base import FrozenFeatureLoss
 from .weights import SUFFIX, load_pyramid, save_pyramid
 
 PRETRAINED_PACKAGE = "mdfloss.pretrained"

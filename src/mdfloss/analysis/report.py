@@ -11,8 +11,8 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
-from .._version import __version__
 from .._files import write_atomically, write_csv
+from .._version import __version__
 from ..document import (
     Block,
     Bullets,

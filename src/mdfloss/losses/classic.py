@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .._checks import check_int, check_number
+from ..base import PairLoss
 from ..functional import (
     MS_SSIM_MIN_SIDE,
     MS_SSIM_MIN_WINDOW,
@@ -39,7 +40,6 @@ from ..functional import (
     ms_ssim_value,
     ssim_value,
 )
-from ..base import PairLoss
 
 ZHAO_ALPHA = 0.84
 ZHAO_L1_SIGMA = 8.0

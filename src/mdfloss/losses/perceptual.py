@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._files import existing_file
-from ..functional import float32_at_least
 from ..base import FrozenFeatureLoss
+from ..functional import float32_at_least
 
 VGG16_CONFIG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 """torchvision's configuration "D": output channels of each 3x3 convolution, "M" a 2x2 max-pool."""
