@@ -371,3 +371,18 @@ def test_probe_of_mdfloss_study_serve_gets_a_4xx_for_every_bad_request_and_no_50
     assert connection.execute("SELECT COUNT(*) FROM answer").fetchone()[0] == 1
     assert connection.execute("SELECT MAX(LENGTH(external_id)) FROM observer").fetchone()[0] == len("probe")
     assert Path(study).stat().st_size < 200_000
+
+
+def test_many_idle_browser_connections_do_not_lock_out_a_new_observer(served):
+    """Browsers keep several idle keep-alive connections each; 150 of them must not use up the server."""
+    _, server = served
+    port = int(server.url.rsplit(":", 1)[1])
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(150)]
+    try:
+        time.sleep(0.3)
+        client = Client(server.url)
+        client.connection.timeout = 5
+        assert client.request("GET", "/")[0] == 200
+    finally:
+        for s in idle:
+            s.close()

@@ -128,7 +128,7 @@ def create_app(store: Store, seed: int | None = None, sessions_per_minute: int =
 
     @app.after_request
     def log_refusals(response: Response) -> Response:
-        if response.status_code >= 400:
+        if response.status_code >= 400 and response.status_code not in (409, 410):  # 409/410: a double click
             app.logger.warning("%s %s %s -> %d", request.remote_addr, request.method, request.path[:200],
                                response.status_code)
         return response

@@ -11,6 +11,7 @@ address (for the per-address session limit) and scheme (secure cookies, the resu
 from __future__ import annotations
 
 import errno
+import logging
 import threading
 
 from waitress import wasyncore
@@ -22,6 +23,10 @@ from .store import Store
 
 THREADS = 8
 """Worker threads; answers are written one at a time by SQLite anyway."""
+CONNECTIONS = 500
+"""Open connections (waitress's default, 100, counts its own two sockets; a browser keeps up to
+six idle ones for a while): past it, new clients wait. poll() instead of select(), which stops at
+1024 file descriptors."""
 OUTER_BODY = 4 * bounds.MAX_BODY
 """Bodies the server reads at all (the app's limit, with room for its clear 413 message)."""
 
@@ -41,6 +46,7 @@ class StudyServer:
                  "trusted_proxy_count": 1} if trusted_proxy else {}
         try:
             self.server = create_server(self.app, host=host, port=port, threads=THREADS, ident="mdfloss-study",
+                                        connection_limit=CONNECTIONS, asyncore_use_poll=True,
                                         max_request_body_size=OUTER_BODY,
                                         max_request_header_size=bounds.MAX_HEADERS, **proxy)
         except OSError as error:
@@ -50,6 +56,7 @@ class StudyServer:
                 raise ValueError(f"--port: expected a free port, got {port} (in use on {host}; "
                                  "is the study already running?)") from None
             raise ValueError(f"--host: expected an address of this machine to listen on, got {host} ({error})") from None
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth is N" at every busy moment
         self.url = f"http://{host}:{self.server.effective_port}"
         self.thread: threading.Thread | None = None
 
