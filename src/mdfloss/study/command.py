@@ -21,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .._files import existing_file, read_csv, read_table, write_atomically, write_csv
+from .._files import existing_file, read_table, write_atomically, write_csv
 from .bounds import SESSIONS_PER_MINUTE
 
 FLAG_DIST_L = 1.5
