@@ -84,8 +84,19 @@ def make_study(tmp_path: Path, *, design: str = "full", trials: int = 6, images:
 
 
 def image_labels(study: Path) -> dict[str, str]:
-    """Image URL -> condition label, read straight from the study file."""
+    """Image path (as /img/PATH) -> condition label, read straight from the study file."""
     import sqlite3
 
     with sqlite3.connect(study) as connection:
         return {f"/img/{image}": label for image, label in connection.execute("SELECT image, label FROM condition")}
+
+
+def trial_sides(study: Path, trial_id: int) -> dict[str, str]:
+    """The condition labels a trial shows left and right, read straight from the study file."""
+    import sqlite3
+
+    with sqlite3.connect(study) as connection:
+        left, right = connection.execute(
+            "SELECT l.label, r.label FROM trial t JOIN condition l ON l.id = t.cond_left "
+            "JOIN condition r ON r.id = t.cond_right WHERE t.id = ?", (trial_id,)).fetchone()
+    return {"left": left, "right": right}

@@ -1,5 +1,6 @@
-"""End to end in headless Chromium (selenium): a whole session with keys, clicks and a reload in
-the middle, then the stored answers, the export and the scaling.
+"""End to end in headless Chromium (selenium): a whole session with keys, clicks, a reload and a
+return through the Back button in the middle, the end page (and its reload), then the stored
+answers, the export and the scaling.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (CI installs them, see .ci/run); skips only
 when they cannot be found. Set MDFLOSS_STUDY_SCREENSHOT=path.png to keep the trial page's screenshot.
@@ -17,7 +18,7 @@ import pytest
 from study_fixtures import make_study
 
 from mdfloss.cli import main
-from mdfloss.study.server import StudyServer
+from mdfloss.study.serving import StudyServer
 from mdfloss.study.store import Store
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[test]')")
@@ -64,6 +65,16 @@ def ready(driver, previous=None):
     return wait_for(driver, shown)
 
 
+def assert_end_page(driver, code):
+    """Only the thanks and the code are visible: no images, buttons, hint or resume link."""
+    from selenium.webdriver.common.by import By
+
+    assert code and driver.find_element(By.ID, "code").text == code and driver.find_element(By.ID, "done").is_displayed()
+    hidden = ["trial", "reference", "left", "right", "left-button", "right-button", "hint", "resume"]
+    assert not [i for i in hidden if driver.find_element(By.ID, i).is_displayed()]
+    assert driver.execute_script("return getComputedStyle(document.getElementById('trial')).display") == "none"
+
+
 def test_a_whole_session_in_headless_chromium(tmp_path, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -102,6 +113,17 @@ def test_a_whole_session_in_headless_chromium(tmp_path, browser):
         browser.refresh()                                                # reload mid-session
         resumed = ready(browser)
         assert resumed == trial and "Comparison 4 of 7" in browser.find_element(By.ID, "counter").text
+        session_url = browser.current_url
+        assert browser.find_element(By.ID, "resume-link").text == session_url
+        browser.back()                                                   # Back to the start page...
+        wait_for(browser, lambda d: d.current_url == session_url or d.find_elements(By.ID, "start"))
+        if browser.current_url != session_url:
+            browser.find_element(By.ID, "start").click()                 # ...and Start again
+        wait_for(browser, lambda d: d.current_url == session_url)
+        assert ready(browser) == trial and "Comparison 4 of 7" in browser.find_element(By.ID, "counter").text
+        browser.get(server.url + "/")                                    # a later visit to /
+        wait_for(browser, lambda d: d.current_url == session_url)
+        assert ready(browser) == trial
         keys = [Keys.ARROW_RIGHT, Keys.ARROW_LEFT, Keys.ARROW_RIGHT, Keys.ARROW_LEFT]
         for n in range(4):
             browser.find_element(By.TAG_NAME, "body").send_keys(keys[n])
@@ -109,6 +131,12 @@ def test_a_whole_session_in_headless_chromium(tmp_path, browser):
                 trial = ready(browser, trial)
         wait_for(browser, lambda d: state(d).get("state") == "done")
         code = browser.find_element(By.ID, "code").text
+        assert_end_page(browser, code)
+        browser.refresh()                                                # reload of a finished session
+        wait_for(browser, lambda d: state(d).get("state") == "done")
+        assert_end_page(browser, code)
+        browser.get(server.url + "/")                                    # the next observer starts afresh
+        assert browser.find_elements(By.ID, "start")
     finally:
         server.stop()
 

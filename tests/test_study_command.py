@@ -4,6 +4,8 @@ and user mistakes reported as one line with exit code 2."""
 from __future__ import annotations
 
 import csv
+import json
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from study_fixtures import fake_bench, fake_folders, make_study
 
 from mdfloss.cli import main
 from mdfloss.study import simulate
+from mdfloss.study.bench_psnr import mean_psnr
 from mdfloss.study.store import Store
 
 
@@ -75,6 +78,44 @@ def test_create_mistakes_are_one_line_and_exit_code_2(tmp_path, capsys, extra, m
     assert not (tmp_path / "x.sqlite").exists() and not (tmp_path / "x-images").exists()
 
 
+def test_create_says_when_it_has_fewer_images_than_asked(tmp_path, capsys):
+    root = fake_folders(tmp_path / "layout", images=3)
+    assert main(["study", "create", "--results", str(root), "--images", "100", "--out", str(tmp_path / "s.sqlite")]) == 0
+    printed = capsys.readouterr().out
+    assert "note: --images 100 asked for more images than the 3 that every condition has; using all 3" in printed
+    assert "3 images x 3 conditions" in printed
+
+
+def test_create_states_the_session_length_and_refuses_absurd_ones(tmp_path, capsys):
+    root = fake_folders(tmp_path / "layout", images=1)
+    assert main(["study", "create", "--results", str(root), "--trials", "200", "--out", str(tmp_path / "a.sqlite")]) == 0
+    printed = capsys.readouterr().out
+    assert "200 comparisons per session (222 trials with the golden ones, about 30 min at 8 s each)" in printed
+    assert "note: sessions of about 30 minutes are long" in printed
+    assert main(["study", "create", "--results", str(root), "--trials", "1000", "--out", str(tmp_path / "b.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert "--trials: expected sessions of at most 60 minutes, got 1000 comparisons (1111 trials" in err
+    assert err.count("\n") == 1 and not (tmp_path / "b.sqlite").exists()
+
+
+@pytest.mark.parametrize("port", ["99999", "-1"])
+def test_serve_refuses_a_port_out_of_range(tmp_path, capsys, port):
+    assert main(["study", "serve", str(make_study(tmp_path)), "--port", port]) == 2
+    err = capsys.readouterr().err
+    assert err == f"mdfloss study: error: --port: expected a port from 1 to 65535 (0: any free one), got {port}\n"
+
+
+def test_serve_on_an_occupied_port_is_one_line_and_exit_code_2(tmp_path, capsys):
+    study = make_study(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["study", "serve", str(study), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"mdfloss study: error: --port: expected a free port, got {port} (in use on 127.0.0.1; is the study already running?)\n"
+
+
 def test_create_refuses_to_overwrite_and_missing_input(tmp_path, capsys):
     study = make_study(tmp_path)
     assert main(["study", "create", "--results", str(tmp_path / "layout"), "--out", str(study)]) == 2
@@ -108,11 +149,10 @@ def test_scale_a_csv_screens_observers_and_writes_tables_and_plots(tmp_path, cap
     rng = np.random.default_rng(0)
     blocks = {f"b{n}": simulate.full_design(true, 12, rng, random_clickers=1) for n in range(3)}
     answers = write_answers(tmp_path / "answers.csv", blocks, labels, golden={"o0": False, "o1": True})
-    bench = fake_bench(tmp_path / "bench", images=1, size=16)
-    code = main(["study", "scale", str(answers), "--out", str(tmp_path / "out"), "--bootstrap", "40",
-                 "--bench-results", str(bench / "results.csv")])
+    code = main(["study", "scale", str(answers), "--out", str(tmp_path / "out"), "--bootstrap", "40"])
     printed = capsys.readouterr().out
     assert code == 0 and "11 observers scaled, 1 excluded by golden trials" in printed
+    assert "not meaningful" not in printed
     scores = {r["condition"]: r for r in read_csv(tmp_path / "out" / "jnd.csv") if r["group"] == "all"}
     assert list(sorted(scores, key=lambda c: float(scores[c]["jnd"]))) == labels
     assert all(float(r["ci_low"]) <= float(r["jnd"]) <= float(r["ci_high"]) for r in scores.values())
@@ -123,7 +163,67 @@ def test_scale_a_csv_screens_observers_and_writes_tables_and_plots(tmp_path, cap
     pairs = read_csv(tmp_path / "out" / "significance.csv")
     assert {(p["condition_i"], p["condition_j"]) for p in pairs if p["group"] == "all"} >= {("l1", "l2")}
     assert (tmp_path / "out" / "fig5-jnd.png").stat().st_size > 1000
-    assert (tmp_path / "out" / "fig6-psnr-jnd.png").stat().st_size > 1000  # l1, l2, mdf have bench PSNRs
+
+
+def bench_with_a_starred_loss(tmp_path):
+    """fake_bench with its loss mdf renamed 3*mdf, in run folder 3xmdf (as the bench names it)."""
+    bench = fake_bench(tmp_path / "bench", images=2, size=16)
+    results = bench / "results.csv"
+    results.write_text(results.read_text().replace(",mdf,", ",3*mdf,"))
+    manifest = json.loads((bench / "manifest.json").read_text())
+    manifest["experiments"]["denoise-dncnn"]["runs"]["3*mdf"] = {"folder": "denoise-dncnn/3xmdf"}
+    (bench / "manifest.json").write_text(json.dumps(manifest))
+    return results
+
+
+def answers_on(path, blocks, conditions=("l1", "l2", "3xmdf"), observers=3):
+    rows = ["observer,block,condition_A,condition_B,is_A_selected"]
+    for k in range(observers):
+        for block in blocks:
+            rows += [f"o{k},{block},{a},{b},{(k + n) % 2}" for n, (a, b) in
+                     enumerate([(conditions[0], conditions[1]), (conditions[1], conditions[2]), (conditions[0], conditions[2])])]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_scale_finds_bench_psnrs_through_the_run_folder_names(tmp_path, capsys):
+    results = bench_with_a_starred_loss(tmp_path)
+    psnr = mean_psnr(results, ["img0", "val/sigma25/img1"], ["l1", "l2", "3xmdf"])
+    assert psnr == pytest.approx({"l1": 30.05, "l2": 27.05, "3xmdf": 24.05})
+    answers = answers_on(tmp_path / "a.csv", ["img0", "img1"])
+    assert main(["study", "scale", str(answers), "--out", str(tmp_path / "o"), "--bootstrap", "10",
+                 "--bench-results", str(results)]) == 0
+    assert (tmp_path / "o" / "fig6-psnr-jnd.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("no manifest", "expected rows for the conditions ['3xmdf'] in"),
+    ("an image the bench lacks", "expected one row for image img9 of 3xmdf (bench loss 3*mdf) in"),
+    ("two datasets", "found 2 rows (datasets ['val/sigma25', 'val/sigma50'])"),
+])
+def test_scale_refuses_bench_results_that_do_not_match_the_study(tmp_path, capsys, case, message):
+    results = bench_with_a_starred_loss(tmp_path)
+    blocks = ["img0", "img1"]
+    if case == "no manifest":
+        (results.parent / "manifest.json").unlink()
+    elif case == "an image the bench lacks":
+        blocks.append("img9")
+    else:
+        with results.open("a") as handle:
+            handle.write("denoise,dncnn,l1,val/sigma50,img0.png,20,0,0,0,\n")
+    answers = answers_on(tmp_path / "a.csv", blocks)
+    assert main(["study", "scale", str(answers), "--out", str(tmp_path / "o"), "--bench-results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mdfloss study: error: --bench-results: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()  # refused before anything is written
+
+
+def test_scale_says_when_intervals_rest_on_too_few_observers(tmp_path, capsys):
+    answers = answers_on(tmp_path / "a.csv", ["img0", "img1"], observers=3)
+    assert main(["study", "scale", str(answers), "--out", str(tmp_path / "o"), "--bootstrap", "20"]) == 0
+    assert "note: the 95% intervals are not meaningful with 3 observers (about 10 or more are needed)" in capsys.readouterr().out
+    notes = {r["group"]: r["note"] for r in read_csv(tmp_path / "o" / "jnd.csv")}
+    assert all("interval not meaningful: 3 observers answered here" in notes[g] for g in ("img0", "img1", "all"))
 
 
 def test_scale_counts_how_often_each_condition_of_a_pair_was_chosen(tmp_path):

@@ -1,21 +1,29 @@
-"""The web app over real HTTP on 127.0.0.1: every 4xx case, the admin page, the asap design and
-a load test with many concurrent simulated observers."""
+"""The web app on its production server over real HTTP on 127.0.0.1: every 4xx case (and the
+probe against `mdfloss study serve`), request bounds, cookie resume, opaque image names, the
+admin page, the asap design and a load test with many concurrent simulated observers."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 import pytest
-from study_fixtures import image_labels, make_study, simulated_side
+from study_fixtures import make_study, simulated_side, trial_sides
+from study_probe import probe
 
-from mdfloss.study.server import EXPORT_FIELDS, StudyServer
+from mdfloss.study.bounds import RateLimit
+from mdfloss.study.server import COOKIE, EXPORT_FIELDS
+from mdfloss.study.serving import StudyServer
 from mdfloss.study.store import Store
 
 
@@ -28,6 +36,11 @@ class Client:
         self.connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
 
     def request(self, method, path, body=None, raw=None, headers=None):
+        status, payload, _ = self.exchange(method, path, body, raw, headers)
+        return status, payload
+
+    def exchange(self, method, path, body=None, raw=None, headers=None):
+        """Status, body (parsed when JSON) and the response headers."""
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         all_headers = {"Content-Type": "application/json"} if data is not None else {}
         all_headers.update(headers or {})
@@ -35,13 +48,13 @@ class Client:
         response = self.connection.getresponse()
         payload = response.read()
         kind = response.getheader("Content-Type", "")
-        return response.status, json.loads(payload) if kind.startswith("application/json") else payload
+        return response.status, json.loads(payload) if kind.startswith("application/json") else payload, response
 
 
 @pytest.fixture
 def served(tmp_path):
     study = make_study(tmp_path, trials=4)
-    server = StudyServer(Store(study), port=0, seed=0).start()
+    server = StudyServer(Store(study), port=0, seed=0, sessions_per_minute=0).start()
     yield study, server
     server.stop()
 
@@ -99,13 +112,21 @@ def test_every_bad_request_gets_a_clear_4xx(served):
         ("POST", answer, {"trial_id": following["trial_id"], "side": "left", "rt_ms": 3}, None, 409, "not the trial being shown"),
         ("POST", answer, {"trial_id": foreign["trial_id"], "side": "left", "rt_ms": 3}, None, 404, "not a trial of this session"),
         ("POST", answer, {"trial_id": 10**9, "side": "left", "rt_ms": 3}, None, 404, "not a trial of this session"),
+        ("POST", answer, {"trial_id": 2**63, "side": "left", "rt_ms": 3}, None, 400, "trial_id: expected an integer"),
+        ("POST", answer, {"trial_id": 10**400, "side": "left", "rt_ms": 3}, None, 400, "an integer of 1329 bits"),
+        ("POST", answer, None, b"[" * 15000, 400, "are not JSON"),
+        ("POST", answer, {"trial_id": trial["trial_id"], "side": "left", "rt_ms": 3, "x": 1}, None, 400,
+         "expected only the fields trial_id, side, rt_ms, got also 'x'"),
+        ("POST", answer, {"trial_id": trial["trial_id"], "side": "left", "rt_ms": 3, "x": "y" * 20000}, None, 413,
+         "body: expected at most 16384 bytes"),
+        ("POST", "/session", {"external_id": "x" * 201}, None, 400, "external_id: expected at most 200 characters, got 201"),
         ("POST", "/session", None, b"\"just a string\"", 400, "expected a JSON object"),
         ("POST", "/session", {"external_id": 5}, None, 400, "external_id: expected a string"),
-        ("GET", "/img/../" + study.name, None, None, 400, None),
-        ("GET", "/img/..%2f" + study.name, None, None, 400, None),
-        ("GET", "/img/000/../../" + study.name, None, None, 400, None),
-        ("GET", "/img/%2e%2e/%2e%2e/etc/passwd", None, None, 400, None),
-        ("GET", "/img/000/nothing.png", None, None, 404, None),
+        ("GET", "/img/../" + study.name, None, None, 404, None),
+        ("GET", "/img/..%2f" + study.name, None, None, 404, None),
+        ("GET", "/img/000/../../" + study.name, None, None, 404, None),
+        ("GET", "/img/%2e%2e/%2e%2e/etc/passwd", None, None, 404, None),
+        ("GET", "/img/000/00.png", None, None, 404, None),
         ("GET", "/admin", None, None, 403, None),
         ("GET", "/admin?token=wrong", None, None, 403, None),
         ("GET", "/admin/export.csv?token=wrong", None, None, 403, None),
@@ -147,13 +168,12 @@ def test_asap_study_serves_sessions_and_refills_its_queues(tmp_path):
     server = StudyServer(store, port=0, seed=0).start()
     try:
         client = Client(server.url)
-        labels = image_labels(study)
         rng = np.random.default_rng(0)
         for _ in range(3):
             token = start_session(client)
             while not (body := client.request("GET", f"/api/s/{token}/next")[1])["done"]:
                 t = body["trial"]
-                side = simulated_side({"left": labels[t["left"]], "right": labels[t["right"]]}, rng)
+                side = simulated_side(trial_sides(study, t["trial_id"]), rng)
                 assert client.request("POST", f"/api/s/{token}/answer",
                                       {"trial_id": t["trial_id"], "side": side, "rt_ms": 5})[0] == 200
         scheduler = server.app.extensions["asap"]
@@ -169,8 +189,7 @@ def test_asap_study_serves_sessions_and_refills_its_queues(tmp_path):
 def test_load_many_concurrent_observers_lose_and_duplicate_nothing(tmp_path, capsys):
     observers, trials = 40, 6
     study = make_study(tmp_path, trials=trials, images=3)
-    server = StudyServer(Store(study), port=0, seed=0).start()
-    labels = image_labels(study)
+    server = StudyServer(Store(study), port=0, seed=0, sessions_per_minute=0).start()
     statuses: Counter[int] = Counter()
     sent: list[tuple[str, int]] = []
     lock = threading.Lock()
@@ -188,7 +207,7 @@ def test_load_many_concurrent_observers_lose_and_duplicate_nothing(tmp_path, cap
             if body["done"]:
                 break
             t = body["trial"]
-            side = simulated_side({"left": labels[t["left"]], "right": labels[t["right"]]}, rng)
+            side = simulated_side(trial_sides(study, t["trial_id"]), rng)
             for _ in range(2 if rng.random() < 0.3 else 1):  # some double submits
                 status, _ = client.request("POST", f"/api/s/{token}/answer",
                                            {"trial_id": t["trial_id"], "side": side, "rt_ms": 300})
@@ -221,3 +240,149 @@ def test_load_many_concurrent_observers_lose_and_duplicate_nothing(tmp_path, cap
     assert lost == 0 and duplicated == 0 and len(sent) == expected == observers * (trials + 1)
     assert set(statuses) <= {200, 409, 410}  # a repeat of the last answer finds the session finished (410)
     assert connection.execute("SELECT COUNT(*) FROM observer WHERE finished IS NOT NULL").fetchone()[0] == observers
+
+
+def test_image_names_are_opaque_and_new_in_every_trial(served):
+    """A script cannot spot golden trials (or any condition) from the URLs: every image of every
+    trial has its own name, and the name serves that trial's file."""
+    study, server = served
+    client = Client(server.url)
+    store = Store(study)
+    token = start_session(client)
+    urls, golden_seen = [], False
+    while not (body := client.request("GET", f"/api/s/{token}/next")[1])["done"]:
+        t = body["trial"]
+        trial = next(x for x in store.upcoming(token, 1)[0])
+        for slot, path in (("reference", trial.reference), ("left", trial.left), ("right", trial.right)):
+            status, png = client.request("GET", t[slot])
+            assert status == 200 and png == (store.image_dir / path).read_bytes()
+        urls += [t["reference"], t["left"], t["right"]]
+        golden_seen |= trial.kind == "golden"
+        client.request("POST", f"/api/s/{token}/answer", {"trial_id": t["trial_id"], "side": "left", "rt_ms": 5})
+    assert golden_seen and len(set(urls)) == len(urls) == 15
+    assert not any(part in url for url in urls for part in ("000", "001", "l1", "mdf", "ref"))
+
+
+def test_the_start_page_estimates_the_session_length_from_its_trials(served):
+    status, page = Client(served[1].url).request("GET", "/")
+    assert status == 200 and b"has 5 comparisons and takes about 1 minute." in page  # 4 + 1 golden, 8 s each
+
+
+def test_a_browser_returning_to_the_start_page_resumes_its_session(served):
+    study, server = served
+    client = Client(server.url)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, _, response = client.exchange("POST", "/session", raw=b"external_id=P-1", headers=form)
+    url = response.getheader("Location")
+    assert status == 303 and url.startswith("/s/")
+    status, page, response = client.exchange("GET", url)
+    cookie = response.getheader("Set-Cookie")
+    assert status == 200 and cookie.startswith(f"{COOKIE}={url[3:]};") and "HttpOnly" in cookie
+    assert f"{server.url}{url}".encode() in page  # the resume link is shown
+    jar = {"Cookie": cookie.split(";")[0]}
+    assert client.exchange("GET", "/", headers=jar)[2].getheader("Location") == url                # Back, a bookmark
+    assert client.exchange("GET", "/?pid=P-1", headers=jar)[2].getheader("Location") == url
+    again = client.exchange("POST", "/session", raw=b"external_id=P-1", headers={**form, **jar})[2]  # Start again
+    assert again.getheader("Location") == url
+    assert client.exchange("GET", "/", headers={"Cookie": f"{COOKIE}=forged"})[0] == 200
+    other = client.exchange("POST", "/session", raw=b"external_id=P-2", headers={**form, **jar})[2]  # another participant
+    assert other.getheader("Location") not in (None, url)
+    token = url[3:]
+    while not (body := client.request("GET", f"/api/s/{token}/next")[1])["done"]:
+        client.request("POST", f"/api/s/{token}/answer", {"trial_id": body["trial"]["trial_id"], "side": "left", "rt_ms": 5})
+    assert client.exchange("GET", "/", headers=jar)[0] == 200  # finished: the next observer starts afresh
+    status, page = client.request("GET", url)
+    assert status == 200 and body["code"].encode() in page and b'id="trial" class="trial waiting" hidden' in page
+    assert sqlite3.connect(study).execute("SELECT COUNT(*) FROM observer").fetchone()[0] == 2
+
+
+def test_an_unknown_session_link_shows_the_html_error_page(served):
+    status, page, response = Client(served[1].url).exchange("GET", "/s/no-such-session")
+    assert status == 404 and response.getheader("Content-Type").startswith("text/html")
+    assert b"unknown session link" in page and b"Back to the start page" in page
+
+
+def test_admin_page_counts_the_pairs_never_given(served):
+    _, server = served
+    client = Client(server.url)
+    assert b"6 test pairs, 6 never given yet;\n     each given 0&ndash;0 times" in client.request("GET", "/admin?token=secret-admin")[1]
+    start_session(client)  # 4 of the 6 pairs (2 images x 3 losses)
+    assert b"6 test pairs, 2 never given yet;\n     each given 0&ndash;1 times" in client.request("GET", "/admin?token=secret-admin")[1]
+    for _ in range(2):
+        start_session(client)
+    assert b"6 test pairs;\n     each given 2&ndash;2 times" in client.request("GET", "/admin?token=secret-admin")[1]
+
+
+def test_new_sessions_per_address_are_limited_behind_a_trusted_proxy(tmp_path):
+    study = make_study(tmp_path, trials=2)
+    server = StudyServer(Store(study), port=0, seed=0, sessions_per_minute=2, trusted_proxy="127.0.0.1").start()
+    try:
+        client = Client(server.url)
+        lab = {"X-Forwarded-For": "10.0.0.7"}
+        assert [client.request("POST", "/session", {}, headers=lab)[0] for _ in range(2)] == [201, 201]
+        status, body, response = client.exchange("POST", "/session", {}, headers=lab)
+        assert status == 429 and "new sessions: expected at most 2 per client address per 60 s" in body["error"]
+        assert 1 <= int(response.getheader("Retry-After")) <= 61
+        assert client.request("POST", "/session", {}, headers={"X-Forwarded-For": "10.0.0.8"})[0] == 201
+    finally:
+        server.stop()
+
+
+def test_rate_limit_window_slides():
+    now = [0.0]
+    limit = RateLimit(2, window=60, clock=lambda: now[0])
+    limit.take("a", "x"), limit.take("a", "x"), limit.take("b", "x")
+    with pytest.raises(Exception, match="at most 2 per client address per 60 s"):
+        limit.take("a", "x")
+    now[0] = 60.5
+    limit.take("a", "x")
+    assert set(limit.events) == {"a"}  # b's expired events are dropped
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_probe_of_mdfloss_study_serve_gets_a_4xx_for_every_bad_request_and_no_500(tmp_path):
+    """tests/study_probe.py against the real command; its log must hold no traceback."""
+    study = make_study(tmp_path, trials=2)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mdfloss.cli", "study", "serve", str(study), "--port", str(port),
+                               "--sessions-per-minute", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        cases = probe(f"http://127.0.0.1:{port}")
+    finally:
+        server.terminate()
+        out, err = server.communicate(timeout=30)
+    bad = [(c.name, c.reply.status, c.reply.error()[:120]) for c in cases if not c.ok]
+    assert not bad, bad
+    assert len(cases) >= 30 and "Traceback" not in err and " -> 500" not in err, err[-2000:]
+    assert "admin page: http://127.0.0.1" in out
+    connection = sqlite3.connect(study)
+    assert connection.execute("SELECT COUNT(*) FROM answer").fetchone()[0] == 1
+    assert connection.execute("SELECT MAX(LENGTH(external_id)) FROM observer").fetchone()[0] == len("probe")
+    assert Path(study).stat().st_size < 200_000
+
+
+def test_many_idle_browser_connections_do_not_lock_out_a_new_observer(served):
+    """Browsers keep several idle keep-alive connections each; 150 of them must not use up the server."""
+    _, server = served
+    port = int(server.url.rsplit(":", 1)[1])
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(150)]
+    try:
+        time.sleep(0.3)
+        client = Client(server.url)
+        client.connection.timeout = 5
+        assert client.request("GET", "/")[0] == 200
+    finally:
+        for s in idle:
+            s.close()

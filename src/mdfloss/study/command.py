@@ -21,10 +21,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from .._files import existing_file, read_csv, read_table, write_atomically, write_csv
+from .._files import existing_file, read_table, write_atomically, write_csv
+from .bounds import SESSIONS_PER_MINUTE
 
 FLAG_DIST_L = 1.5
 """dist_L above which an observer is flagged for a look (pwcmp: 'about 1-1.5', no objective threshold)."""
+FEW_OBSERVERS = 10
+"""Below this many observers in a group, its bootstrap interval is not meaningful (docs/study.md:
+65-85 % coverage of the 95 % interval at 5 observers)."""
 REQUIRED_COLUMNS = ("observer", "block", "condition_A", "condition_B", "is_A_selected")
 
 
@@ -53,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     serve.add_argument("study", help="a study file made by `mdfloss study create`")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for a lab network)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--sessions-per-minute", type=int, default=SESSIONS_PER_MINUTE,
+                       help=f"new sessions one client address may start per minute (default {SESSIONS_PER_MINUTE}; 0: no limit)")
+    serve.add_argument("--trusted-proxy",
+                       help="address of a reverse proxy in front (e.g. 127.0.0.1): its X-Forwarded-For and "
+                            "X-Forwarded-Proto are believed (see docs/study.md)")
 
     export = sub.add_parser("export", help="write the answers as CSV, one row per answer")
     export.add_argument("study", help="a study file")
@@ -79,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _create(args: argparse.Namespace) -> int:
     from .build import from_bench, from_folders, select, write_images
+    from .design import LONG_SESSION_MINUTES, MAX_SESSION_MINUTES, SECONDS_PER_TRIAL, session_minutes, session_trials
     from .store import create_study
 
     out = Path(args.out)
@@ -88,6 +98,12 @@ def _create(args: argparse.Namespace) -> int:
         raise ValueError(f"--trials: expected a positive number, got {args.trials}")
     if not 0 <= args.golden_rate < 0.5:
         raise ValueError(f"--golden-rate: expected a fraction in [0, 0.5), got {args.golden_rate}")
+    minutes = session_minutes(args.trials, args.golden_rate)
+    length = (f"{session_trials(args.trials, args.golden_rate)} trials with the golden ones, about {minutes} min "
+              f"at {SECONDS_PER_TRIAL} s each")
+    if minutes > MAX_SESSION_MINUTES:
+        raise ValueError(f"--trials: expected sessions of at most {MAX_SESSION_MINUTES} minutes, got {args.trials} "
+                         f"comparisons ({length}); give each observer fewer, the full design spreads the pairs")
     image_dir = out.with_name(f"{out.stem}-images")
     if image_dir.exists():
         raise FileExistsError(f"--out: the image folder {image_dir} exists; remove it or pick another --out")
@@ -98,6 +114,9 @@ def _create(args: argparse.Namespace) -> int:
         source = from_bench(results, task=args.task, experiment=args.experiment, dataset=args.dataset)
     losses = [x.strip() for x in args.losses.split(",") if x.strip()] if args.losses else None
     chosen = select(source, losses, args.images, args.seed)
+    if args.images is not None and args.images > len(chosen):
+        print(f"note: --images {args.images} asked for more images than the {len(chosen)} that every condition has; "
+              f"using all {len(chosen)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{image_dir.name}.", dir=out.parent))
     try:
@@ -120,7 +139,11 @@ def _create(args: argparse.Namespace) -> int:
     store = Store(out)
     pairs = len(blocks) * len(conditions) * (len(conditions) - 1) // 2
     print(f"wrote {out} and {image_dir}/: {len(blocks)} images x {len(conditions)} conditions "
-          f"({', '.join(conditions)}), {pairs} pairs, design {args.design}, {args.trials} comparisons per session")
+          f"({', '.join(conditions)}), {pairs} pairs, design {args.design}, {args.trials} comparisons per session "
+          f"({length})")
+    if minutes > LONG_SESSION_MINUTES:
+        print(f"note: sessions of about {minutes} minutes are long; observers tire (fewer --trials per session "
+              "and more observers give the same answers)")
     if "note" in source.info:
         print(f"note: {source.info['note']}")
     print(f"admin token: {store.study['admin_token']}")
@@ -128,11 +151,14 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .server import StudyServer
+    from .serving import StudyServer
     from .store import Store
 
+    if args.sessions_per_minute < 0:
+        raise ValueError(f"--sessions-per-minute: expected 0 (no limit) or more, got {args.sessions_per_minute}")
     store = Store(args.study)
-    server = StudyServer(store, args.host, args.port)
+    server = StudyServer(store, args.host, args.port, sessions_per_minute=args.sessions_per_minute,
+                         trusted_proxy=args.trusted_proxy)
     print(f"study {store.study['name']} ({store.study['design']} design) at {server.url}/")
     print(f"admin page: {server.url}/admin?token={store.study['admin_token']}")
     print("stop with Ctrl-C", flush=True)
@@ -193,6 +219,9 @@ def _scale(args: argparse.Namespace) -> int:
     answers, golden, excluded = screened_answers(rows, args.min_golden)
     if not answers:
         raise ValueError(f"answers: expected answered test trials in {source}, found none")
+    kept = [a for a in answers if a.observer not in excluded]
+    psnr = _bench_psnr(args.bench_results, config, sorted({a.block for a in kept}),
+                       sorted({c for a in kept for c in (a.condition_a, a.condition_b)}))
     result = scale_answers(answers, excluded=excluded, samples=args.bootstrap, prior=args.prior, seed=args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -204,10 +233,13 @@ def _scale(args: argparse.Namespace) -> int:
                            "answers": group.answers, "note": group.error})
             continue
         b = group.boot
+        notes = [f"{b.redrawn} disconnected resamples drawn again"] if b.redrawn else []
+        if group.observers < FEW_OBSERVERS:
+            notes.append(_few_observers(group.observers))
         for k, condition in enumerate(group.conditions):
             scores.append({"group": group.name, "condition": condition, "jnd": f"{b.jnd[k]:.4f}",
                            "ci_low": f"{b.low[k]:.4f}", "ci_high": f"{b.high[k]:.4f}", "answers": group.answers,
-                           "note": f"{b.redrawn} disconnected resamples drawn again" if b.redrawn else ""})
+                           "note": "; ".join(notes)})
         for i, first in enumerate(group.conditions):
             for j in range(i + 1, len(group.conditions)):
                 p = group.p_values[i, j] if group.p_values is not None else float("nan")
@@ -241,7 +273,6 @@ def _scale(args: argparse.Namespace) -> int:
         jnd_plot(pooled, images, out / "fig5-jnd.png",
                  title=f"{len(images)} images, {len(result.observers)} observers, {pooled.answers} comparisons")
         written.append("fig5-jnd.png")
-        psnr = _bench_psnr(args.bench_results, config, [g.name for g in images], pooled.conditions)
         if psnr:
             psnr_jnd_plot(pooled, psnr, out / "fig6-psnr-jnd.png")
             written.append("fig6-psnr-jnd.png")
@@ -251,26 +282,27 @@ def _scale(args: argparse.Namespace) -> int:
 
 
 def _bench_psnr(given: str | None, config: dict[str, Any], blocks: list[str], conditions: list[str]) -> dict[str, float]:
-    """Mean PSNR per condition over the study's images, from a bench results.csv (given or the study's)."""
+    """Mean PSNR per condition for Fig. 6, from ``--bench-results`` (refused when it does not match)
+    or from the bench folder the study was made from (a note instead of the plot when it does not)."""
+    from .bench_psnr import mean_psnr
+
     source = config.get("source", {})
-    if given is None:
-        if source.get("kind") != "bench":
-            return {}
-        path = Path(source["root"]) / "results.csv"
-        if not path.is_file():
-            return {}
-    else:
-        path = existing_file(given, "--bench-results", "a bench results.csv")
-    rows = read_csv(path)
-    if rows and not {"loss", "dataset", "image", "psnr"} <= set(rows[0]):
-        raise ValueError(f"--bench-results: expected columns loss, dataset, image, psnr in {path}, got {list(rows[0])}")
-    task = source.get("task")
-    rows = [r for r in rows if r["loss"] in conditions and (task is None or r.get("task", task) == task)]
-    matching = [r for r in rows if f"{r['dataset']}/{Path(r['image']).stem}" in blocks]
-    values: dict[str, list[float]] = defaultdict(list)
-    for row in matching or rows:
-        values[row["loss"]].append(float(row["psnr"]))
-    return {loss: sum(v) / len(v) for loss, v in values.items()}
+    if given is not None:
+        return mean_psnr(existing_file(given, "--bench-results", "a bench results.csv"), blocks, conditions,
+                         source.get("task"))
+    path = Path(source.get("root", "")) / "results.csv"
+    if source.get("kind") != "bench" or not path.is_file():
+        return {}
+    try:
+        return mean_psnr(path, blocks, conditions, source.get("task"), argument="the study's bench results")
+    except ValueError as error:
+        print(f"note: no Fig. 6: {error}")
+        return {}
+
+
+def _few_observers(count: int) -> str:
+    return (f"interval not meaningful: {count} observer{'s' if count != 1 else ''} answered here, "
+            f"about {FEW_OBSERVERS} or more are needed")
 
 
 def _print_summary(result: Any, excluded: dict[str, str], observers: list[dict[str, Any]], np: Any) -> None:
@@ -283,6 +315,13 @@ def _print_summary(result: Any, excluded: dict[str, str], observers: list[dict[s
         print(f"not scaled: {group.name}: {group.error}")
     if pooled.boot is None:
         return
+    few = [g for g in result.groups[:-1] if g.boot is not None and g.observers < FEW_OBSERVERS]
+    if pooled.observers < FEW_OBSERVERS:
+        print(f"note: the 95% intervals are not meaningful with {pooled.observers} observers "
+              f"(about {FEW_OBSERVERS} or more are needed); read the JNDs as a pilot's")
+    elif few:
+        print(f"note: {len(few)} of {len(result.groups) - 1} images have fewer than {FEW_OBSERVERS} observers: "
+              "their per-image intervals are not meaningful (see the note column of jnd.csv)")
     print(f"{'condition':<16} {'JND':>7}  95% interval")
     for k in np.argsort(-pooled.boot.jnd):
         print(f"{pooled.conditions[k]:<16} {pooled.boot.jnd[k]:7.2f}  [{pooled.boot.low[k]:.2f}, {pooled.boot.high[k]:.2f}]")

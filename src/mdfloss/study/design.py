@@ -17,6 +17,7 @@ background thread, so a session never waits for them.
 
 from __future__ import annotations
 
+import math
 import queue
 import sqlite3
 import threading
@@ -45,6 +46,25 @@ def golden_count(tests: int, rate: float) -> int:
     if rate <= 0:
         return 0
     return max(1, round(tests * rate / (1 - rate)))
+
+
+SECONDS_PER_TRIAL = 8
+"""Planning figure for one comparison (look, choose, next images): an assumption, not a
+measurement; the admin page shows the observers' mean response time once they answer."""
+LONG_SESSION_MINUTES = 20
+"""Longer sessions get a warning at ``study create``: observers tire."""
+MAX_SESSION_MINUTES = 60
+"""Longer sessions are refused at ``study create``."""
+
+
+def session_trials(tests: int, rate: float) -> int:
+    """Trials of one session: ``tests`` test trials and their golden trials."""
+    return tests + golden_count(tests, rate)
+
+
+def session_minutes(tests: int, rate: float) -> int:
+    """Estimated length of a session in whole minutes (rounded up), at :data:`SECONDS_PER_TRIAL`."""
+    return max(1, math.ceil(session_trials(tests, rate) * SECONDS_PER_TRIAL / 60))
 
 
 def full_design(blocks: Sequence[dict[str, Any]], given: dict[Pair, int], count: int,

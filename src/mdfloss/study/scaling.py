@@ -287,6 +287,8 @@ class GroupResult:
     p_values: np.ndarray | None = None
     counts: np.ndarray | None = None
     """(N, N): ``[i, j]`` = times condition i was chosen over j by the observers kept."""
+    observers: int = 0
+    """Kept observers who answered in this group: the bootstrap resamples them."""
 
 
 @dataclass
@@ -331,7 +333,8 @@ def scale_answers(answers: Sequence[Answer], *, excluded: Mapping[str, str] | No
         conditions = (pooled_conditions if block is None
                       else sorted({c for a in subset for c in (a.condition_a, a.condition_b)}))
         mats = per_observer_counts(subset, observers, conditions)
-        result = GroupResult("all" if block is None else block, conditions, None, len(subset), counts=mats.sum(axis=0))
+        result = GroupResult("all" if block is None else block, conditions, None, len(subset), counts=mats.sum(axis=0),
+                             observers=int(np.count_nonzero(mats.sum(axis=(1, 2)))))
         if block is not None and len(conditions) >= 2:
             loo_groups.append(mats)
         try:

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -83,6 +84,10 @@ CREATE INDEX trial_block ON trial(block_id);
 """
 
 SIDES = ("left", "right")
+SLOTS = ("reference", "left", "right")
+"""The three images of a trial."""
+MAX_ID = 2**63 - 1
+"""SQLite's largest integer: a larger trial id cannot name a trial."""
 
 
 class StudyError(ValueError):
@@ -148,6 +153,13 @@ class Trial:
     right: str
     width: int
     height: int
+
+
+def _shown(value: object) -> str:
+    """``value`` for a message: at most 40 characters, a huge integer by its size."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    return repr(value)[:40]
 
 
 def now() -> str:
@@ -292,9 +304,39 @@ class Store:
             raise UnknownSession("session: unknown session token (start a new session from the study's first page)")
         return row
 
+    def session(self, token: str) -> dict[str, Any] | None:
+        """The observer row of a session (``external_id``, ``finished``, ``code``...), or None."""
+        row = self.connection().execute("SELECT * FROM observer WHERE token = ?", (token,)).fetchone()
+        return None if row is None else dict(row)
+
     def completion_code(self, token: str) -> str:
         digest = hmac.new(self.study["secret"].encode(), token.encode(), hashlib.sha256).hexdigest().upper()
         return f"{digest[:4]}-{digest[4:8]}"
+
+    def image_name(self, trial_id: int, slot: str) -> str:
+        """The opaque name a trial's image is served under (``slot``: reference, left or right).
+
+        A keyed hash of trial and slot: every image of every trial has its own name, so a name
+        tells neither the condition nor whether a side is the reference itself.
+        """
+        mac = hmac.new(self.study["secret"].encode(), f"image:{trial_id}:{slot}".encode(), hashlib.sha256).hexdigest()
+        return f"{trial_id}-{mac[:24]}.png"
+
+    def image_file(self, name: str) -> Path | None:
+        """The study image served under ``name`` (see :meth:`image_name`), or None."""
+        match = re.fullmatch(r"([1-9][0-9]{0,18})-[0-9a-f]{24}\.png", name)
+        if match is None or int(match[1]) > MAX_ID:
+            return None
+        trial_id = int(match[1])
+        slot = next((s for s in SLOTS if hmac.compare_digest(self.image_name(trial_id, s), name)), None)
+        if slot is None:
+            return None
+        row = self.connection().execute(
+            "SELECT ref.image AS reference, l.image AS left, r.image AS right FROM trial t "
+            "JOIN condition l ON l.id = t.cond_left JOIN condition r ON r.id = t.cond_right "
+            "JOIN condition ref ON ref.block_id = t.block_id AND ref.role = 'reference' WHERE t.id = ?",
+            (trial_id,)).fetchone()
+        return None if row is None else self.image_dir / row[slot]
 
     def upcoming(self, token: str, count: int = 2) -> tuple[list[Trial], str | None]:
         """The next ``count`` unanswered trials of a session, and its completion code once it is done."""
@@ -320,12 +362,12 @@ class Store:
         session's), :class:`DuplicateAnswer` (already answered: the stored answer stays),
         :class:`StaleTrial` (not the trial being shown) or :class:`StudyError` for bad values.
         """
-        if isinstance(trial_id, bool) or not isinstance(trial_id, int):
-            raise StudyError(f"trial_id: expected an integer, got {trial_id!r}")
+        if isinstance(trial_id, bool) or not isinstance(trial_id, int) or not 0 < trial_id <= MAX_ID:
+            raise StudyError(f"trial_id: expected an integer from 1 to 2**63-1, got {_shown(trial_id)}")
         if side not in SIDES:
-            raise StudyError(f"side: expected 'left' or 'right', got {side!r}")
+            raise StudyError(f"side: expected 'left' or 'right', got {_shown(side)}")
         if isinstance(rt_ms, bool) or not isinstance(rt_ms, (int, float)) or not 0 <= rt_ms < 86_400_000:
-            raise StudyError(f"rt_ms: expected a response time in milliseconds (0 to 1 day), got {rt_ms!r}")
+            raise StudyError(f"rt_ms: expected a response time in milliseconds (0 to 1 day), got {_shown(rt_ms)}")
         with self.transaction() as connection:
             observer = self._observer(connection, token)
             if observer["finished"] is not None:
@@ -379,7 +421,8 @@ class Store:
         return out
 
     def progress(self) -> dict[str, Any]:
-        """Sessions, answers and golden pass rates, for the admin page."""
+        """Sessions, answers, golden pass rates and how often the test pairs were given (all
+        ``pairs``, ``pairs_never`` given, from ``pairs_min`` to ``pairs_max`` times), for the admin page."""
         connection = self.connection()
         observers = [dict(r) for r in connection.execute(
             "SELECT o.token, o.external_id, o.started, o.finished, o.code, "
@@ -392,7 +435,10 @@ class Store:
             "(SELECT AVG(a.rt_ms) FROM trial t JOIN answer a ON a.trial_id = t.id WHERE t.observer_id = o.id) AS mean_rt "
             "FROM observer o ORDER BY o.id")]
         answers = connection.execute("SELECT COUNT(*) FROM answer").fetchone()[0]
-        pairs = self.pair_counts()
+        given = self.pair_counts()
+        pairs = sum(len(b["test"]) * (len(b["test"]) - 1) // 2 for b in self.blocks())
         return {"observers": observers, "answers": answers,
                 "finished": sum(o["finished"] is not None for o in observers),
-                "pairs_min": min(pairs.values(), default=0), "pairs_max": max(pairs.values(), default=0)}
+                "pairs": pairs, "pairs_never": pairs - len(given),
+                "pairs_min": min(given.values(), default=0) if len(given) == pairs else 0,
+                "pairs_max": max(given.values(), default=0)}

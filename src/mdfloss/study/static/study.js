@@ -110,6 +110,7 @@
     setState("done");
     $("trial").hidden = true;
     $("hint").hidden = true;
+    $("resume").hidden = true;
     $("warning").hidden = true;
     $("bar-fill").style.width = "100%";
     $("counter").textContent = "Finished";
