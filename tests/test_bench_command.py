@@ -254,3 +254,24 @@ def test_reuse_needs_a_benchmark_folder(folders, tmp_path, capsys):
     assert main(bench_args(folders, tmp_path / "out", "--losses", "l2", "--reuse", str(tmp_path))) == 2
     error = capsys.readouterr().err
     assert "--reuse" in error and "manifest.json" in error
+
+
+def test_re_evaluate_tests_the_saved_weights_again(folders, finished, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(finished, out)
+    original = read_rows(out / "results.csv")
+    run_rows = out / "sisr-edsr" / "l2" / "results.csv"
+    stale = read_rows(run_rows)
+    for row in stale:
+        row["psnr"] = "0"  # as if computed by an older metric
+    with open(run_rows, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, list(stale[0]))
+        writer.writeheader()
+        writer.writerows(stale)
+    (out / "sisr-edsr" / "mdf" / "best-val-loss.safetensors").unlink()  # a light copy of that run
+    capsys.readouterr()
+    assert main(["bench", "--re-evaluate", "--out", str(out)]) == 0
+    assert "re-tested 2 run(s); left as they were (no weight files): sisr-edsr mdf" in capsys.readouterr().out
+    assert read_rows(out / "results.csv") == original

@@ -10,6 +10,7 @@ Examples::
     torchrun --nproc_per_node 2 -m mdfloss.cli bench ...     # DDP (gloo on CPU, nccl on GPUs)
     mdfloss bench --out runs/cpu-mini --resume               # after an interruption: same command + --resume
     mdfloss bench --report-only --out runs/cpu-mini          # rebuild report.md / report.html
+    mdfloss bench --re-evaluate --out runs/cpu-mini          # test the saved weights again (a metric changed)
     mdfloss bench compare runs/a:mdf runs/b:l2               # across folders (compare.py)
 """
 
@@ -77,6 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stop-after", type=int, metavar="N", help="stop each run after N iterations, as if killed")
     parser.add_argument("--estimate", action="store_true", help="time a few iterations per loss and print the expected duration")
     parser.add_argument("--report-only", action="store_true", help="only rebuild the report from OUT/results.csv")
+    parser.add_argument("--re-evaluate", action="store_true",
+                        help="test every finished run of OUT again with today's metrics (its saved weights), "
+                             "then rebuild the report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard (needs tensorboard)")
     actions = parser.add_subparsers(dest="action", metavar="compare", required=False)
@@ -94,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     if args.report_only:
         _write_report(out)
         return 0
+    if args.re_evaluate:
+        return _re_evaluate(out, args)
     configs = build_configs(args)
     check_int("--jobs", args.jobs, minimum=1)
     if args.reuse is not None and not (args.reuse / "manifest.json").is_file():
@@ -142,6 +148,18 @@ def _train_all(configs: list[dict[str, Any]], out: Path, context: Any, args: arg
         return EXIT_INTERRUPTED
     if context.is_main:
         _write_report(out, out / "results.csv")
+    return 0
+
+
+def _re_evaluate(out: Path, args: argparse.Namespace) -> int:
+    from ..runtime import resolve_device
+    from .distributed import Context
+    from .reevaluate import re_evaluate
+
+    done, missing = re_evaluate(out, Context(device=resolve_device(args.device or "auto", "--device")))
+    print(f"re-tested {len(done)} run(s)" + (f"; left as they were (no weight files): {', '.join(missing)}"
+                                             if missing else ""))
+    _write_report(out, out / "results.csv")
     return 0
 
 
