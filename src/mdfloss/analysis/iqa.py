@@ -109,7 +109,7 @@ def read_image(path: Path) -> torch.Tensor:
     return torch.from_numpy(array).permute(2, 0, 1)[None].contiguous()
 
 
-def evaluate(dataset: Dataset, predictors: dict[str, Predictor], device: torch.device,
+def score_dataset(dataset: Dataset, predictors: dict[str, Predictor], device: torch.device,
              progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
     """``{label: raw value per pair}``, in the order of ``dataset.pairs``; references are read once."""
     values = {label: np.empty(len(dataset.pairs)) for label in predictors}

@@ -259,16 +259,16 @@ def match_psnr(
     target_mse = mse_from_psnr(target_psnr)
     ceiling = probe.max_strength(image)
 
-    def evaluate(strength: float) -> Distorted:
+    def distorted_at(strength: float) -> Distorted:
         distorted = probe.distort(image, strength)
         error = mean_squared_error(distorted, image)
         psnr = psnr_from_mse(error)
         return Distorted(distorted, strength, error, psnr, abs(psnr - target_psnr) <= MATCH_TOLERANCE_DB)
 
-    lower = evaluate(0.0)
-    upper = evaluate(min(max(probe.first_guess(image, target_mse), 1e-12), ceiling))
+    lower = distorted_at(0.0)
+    upper = distorted_at(min(max(probe.first_guess(image, target_mse), 1e-12), ceiling))
     while upper.mse < target_mse and upper.strength < ceiling and not _close(upper, target_psnr, tolerance):
-        lower, upper = upper, evaluate(min(2.0 * upper.strength, ceiling))
+        lower, upper = upper, distorted_at(min(2.0 * upper.strength, ceiling))
     if upper.mse < target_mse:
         return upper
     best = upper
@@ -281,7 +281,7 @@ def match_psnr(
         if width > 0.5 * previous_width or not lower.strength < candidate < upper.strength:
             candidate = 0.5 * (lower.strength + upper.strength)
         previous_width = width
-        middle = evaluate(candidate)
+        middle = distorted_at(candidate)
         if middle.mse < target_mse:
             lower = middle
         else:

@@ -149,7 +149,7 @@ def distort(
     return samples
 
 
-def evaluate(
+def measure_losses(
     losses: dict[str, Loss], reference: torch.Tensor, samples: Sequence[Sample], device: str | torch.device = "cpu"
 ) -> list[Measurement]:
     """Every loss on every (sample, reference) pair, one pair at a time, without autograd.

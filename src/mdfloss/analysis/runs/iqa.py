@@ -12,7 +12,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ...losses import build_loss
     from ...runtime import resolve_device
-    from ..iqa import evaluate, labelled_predictors, loss_predictor, metric_names, metric_predictor, write_report
+    from ..iqa import labelled_predictors, loss_predictor, metric_names, metric_predictor, score_dataset, write_report
     from ..iqa_data import detect_format, load
 
     start = time.perf_counter()
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         if done % 250 == 0 or done == total:
             say(f"{done}/{total} pairs")
 
-    values = evaluate(dataset, predictors, device, progress)
+    values = score_dataset(dataset, predictors, device, progress)
     written = write_report(args.out, args.command_line, dataset, predictors, values, args.bootstrap, args.seed)
     say("wrote " + ", ".join(str(path) for path in written))
     return 0

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ...losses import build_loss
     from ...runtime import resolve_device
     from .. import report
-    from ..sensitivity import distort, evaluate, load_image
+    from ..sensitivity import distort, load_image, measure_losses
 
     def say(message: str) -> None:
         print(f"[{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr, flush=True)
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     measurements = []
     for name, image in references.items():
         samples = distort(name, image, args.levels, args.jpeg_qualities, args.seed)
-        measurements += evaluate(losses, image, samples, device)
+        measurements += measure_losses(losses, image, samples, device)
         say(f"{name}: {len(samples)} distortions x {len(losses)} losses")
 
     header = report.sensitivity_header(
