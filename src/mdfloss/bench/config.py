@@ -85,8 +85,13 @@ DEFAULTS: dict[str, Any] = {
 ``pretrain_iters`` of ``train.iters`` train the generator with L1 under ``train.optimizer`` and
 ``train.scheduler``; the rest minimise ``content_weight`` x (the run's loss) + ``l1_weight`` x L1
 + ``adversarial_weight`` x RaGAN, generator and ``discriminator`` (size ``paper`` or ``small``)
-each with its own ``gan.optimizer`` and ``gan.scheduler`` (milestones: fractions of that phase)."""
+each with its own ``gan.optimizer`` and ``gan.scheduler`` (milestones: fractions of that phase).
+``train.repeats``: runs per loss (:func:`resolve_losses`); ``train.converge``: training each run to
+its own convergence (:mod:`.convergence`); ``loss_options``: keyword arguments of the loss plugins
+(:mod:`.plugins`), by attribute name."""
 SELECTIONS = ("val_loss", "val_psnr", "last")
+_TERMS = re.compile(r"(?<![0-9][eE])\+")
+"""The '+' between the terms of a loss label (not the one of an exponent such as 1e+3)."""
 GAN_WEIGHTS = ("content_weight", "l1_weight", "adversarial_weight")
 
 
@@ -395,9 +400,6 @@ def _official_run(config: dict[str, Any], weights_dir: Path) -> LossRun:
         raise FileNotFoundError(f"official.dir: none of {list(candidates)} found in {folder}")
     converted = weights_dir / f"mdf-official-{source.stem}.safetensors"
     return LossRun("mdf-official", f"mdf:{converted}", dict(official["options"]), official_source=str(source))
-
-
-_TERMS = re.compile(r"(?<![0-9][eE])\+")
 
 
 def _with_mdf(term: str, source: str) -> str:

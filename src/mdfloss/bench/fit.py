@@ -176,6 +176,9 @@ class Trainer:
         self.optimizer = build_optimizer(self.train_options["optimizer"], self.model.parameters())
         self.scheduler = build_scheduler(self.train_options["scheduler"], self.optimizer, total, base_lr)
         self.rule = ConvergenceRule.from_config(self.train_options["converge"], total)
+        if self.rule.enabled and context.distributed:
+            raise ValueError("train.converge: not available under torchrun (only the main process validates); "
+                             "train to convergence with one process per run (--jobs)")
         self.iteration = 0
         self.seconds = 0.0
         self.best: dict[str, dict[str, float]] = {}
