@@ -62,3 +62,4 @@ def test_results_average_the_runs_of_each_image():
     assert results.runs("d", "psnr", "l2").tolist() == [[0, 1, 2], [10, 11, 12]]
     assert results.get("d", "psnr", "l2").tolist() == [5, 6, 7]
     assert results.repeats == {"l2": 2, "l1": 1} and results.repeated
+    assert results.repeat_ids == {("d", "l2"): [0, 1], ("d", "l1"): [0]}

@@ -158,8 +158,9 @@ def _convergence_table(out: Path, entry: dict[str, Any], results: ExperimentResu
             gains = []
             for dataset in results.datasets:
                 ours, theirs = results.runs(dataset, "psnr", loss), baseline.get(dataset, "psnr", INPUT_LABEL)
-                ok = ours is not None and theirs is not None and repeat < len(ours)
-                gains.append(f"{ours[repeat].mean() - theirs.mean():+.2f}" if ok else "")
+                ids = results.repeat_ids.get((dataset, loss), [])
+                ok = ours is not None and theirs is not None and repeat in ids
+                gains.append(f"{ours[ids.index(repeat)].mean() - theirs.mean():+.2f}" if ok else "")
             gain = rule.predicted_gain(curve)
             rows.append([loss, str(repeat), str(curve[-1][0]), run.get("status", "budget"), f"{curve[-1][1]:.2f}",
                          "—" if math.isnan(gain) else f"{gain:+.3f}", f"{max(v for _, v in curve):.2f}",

@@ -30,12 +30,15 @@ class ExperimentResults:
         self.datasets = [d for d in datasets if any(r["dataset"] == d for r in rows)]
         self.images: dict[str, list[str]] = {}
         self.per_run: dict[tuple[str, str, str], np.ndarray] = {}
+        self.repeat_ids: dict[tuple[str, str], list[int]] = {}
+        """(dataset, loss) -> the repeat of each row of :meth:`runs`."""
         for dataset in self.datasets:
             names = sorted({r["image"] for r in rows if r["dataset"] == dataset})
             self.images[dataset] = names
             for loss in self.losses:
                 own = [r for r in rows if r["dataset"] == dataset and r["loss"] == loss]
                 repeats = sorted({int(r.get("repeat") or 0) for r in own})
+                self.repeat_ids[dataset, loss] = repeats
                 for metric in METRICS:
                     table = []
                     for repeat in repeats:
