@@ -1,10 +1,10 @@
 """How much the demo's quick loss varies with the random seed and the thread count.
 
     TQDM_DISABLE=1 OMP_NUM_THREADS=1 python benchmarks/demo_spread.py --rng-seeds 0 1 2 3 4 5 6 7 \
-        --threads 1 [--scales 4 --iters 150] --out benchmarks/results/demo-spread.csv
+        --threads 1 2 [--scales 3 --iters 300] --out benchmarks/results/demo-spread.csv
 
 For every (threads, rng seed) it does what ``make demo`` does with its quick loss: trains a SISR
-loss on the bundled photo (fast preset; the demo's 4 scales and 150 iterations per scale unless
+loss on the bundled photo (fast preset; the demo's 3 scales and 300 iterations per scale unless
 ``--scales``/``--iters`` say otherwise; phase-1 random streams seeded with the rng seed), then
 reconstructs the demo's 128 px crop from the demo's noise start with 100 Adam steps (lr 0.05)
 and records the final PSNR. Phase 1 is a GAN: a different thread count changes the order of
@@ -27,7 +27,7 @@ import torch
 from mdfloss import MDFLoss
 from mdfloss._files import read_csv, write_csv
 from mdfloss.runtime import scoped_threads
-from mdfloss.demo.command import BUNDLED_IMAGE, _centre_crop, _load_rgb, reconstruct
+from mdfloss.demo.command import BUNDLED_IMAGE, QUICK_ITERS, QUICK_SCALES, _centre_crop, _load_rgb, reconstruct
 from mdfloss.train import train_loss
 
 FIELDS = ["scales", "iters", "threads", "rng_seed", "psnr_db", "train_seconds"]
@@ -51,8 +51,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rng-seeds", type=int, nargs="+", default=list(range(8)))
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
-    parser.add_argument("--scales", type=int, default=4, help="scales of the loss (the demo's: 4)")
-    parser.add_argument("--iters", type=int, default=150, help="iterations per scale (the demo's: 150)")
+    parser.add_argument("--scales", type=int, default=QUICK_SCALES, help=f"scales of the loss (the demo's: {QUICK_SCALES})")
+    parser.add_argument("--iters", type=int, default=QUICK_ITERS, help=f"iterations per scale (the demo's: {QUICK_ITERS})")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/demo-spread.csv"))
     args = parser.parse_args()
     rows = read_csv(args.out)

@@ -24,6 +24,9 @@ from .._files import read_rgb, write_atomically
 from ..loss import MDFLoss, pretrained_names
 
 BUNDLED_IMAGE = "dandelions-512.png"
+# The quick loss's recipe: phase 1 is a GAN, so its result is a draw; 3 scales of 300 iterations
+# gave the narrowest spread over phase-1 seeds and thread counts (benchmarks/README.md, demo_spread.py).
+QUICK_SCALES, QUICK_ITERS = 3, 300
 OFFICIAL_CANDIDATES = ("../shared/anchors/mdf-official/Ds_SISR.pth",)
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -36,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=100, help="Adam steps per loss")
     parser.add_argument("--lr", type=float, default=0.05, help="Adam learning rate on the pixels")
     parser.add_argument("--official", type=Path, help="an authors' Ds_*.pth file to include")
-    parser.add_argument("--quick-scales", type=int, default=4, help="scales of the loss trained by the demo")
-    parser.add_argument("--quick-iters", type=int, default=150, help="iterations per scale of that loss")
+    parser.add_argument("--quick-scales", type=int, default=QUICK_SCALES, help="scales of the loss trained by the demo")
+    parser.add_argument("--quick-iters", type=int, default=QUICK_ITERS, help="iterations per scale of that loss")
     parser.add_argument("--skip-training", action="store_true", help="do not train the quick loss")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the start image")
 
