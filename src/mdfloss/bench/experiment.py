@@ -8,6 +8,7 @@ network and metrics. Nothing here trains or records anything.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,12 +150,17 @@ def check_losses(experiment: Experiment, context: Context) -> tuple[list[LossRun
                 build_run_loss(experiment, run.scale_to, "cpu")
         except (FileNotFoundError, ValueError) as error:
             if run.label in optional and _is_missing_weights(error, run):
-                skipped[run.label] = str(error)
+                skipped[run.label] = _without_home(str(error))
                 continue
             hint = " (choose its weights with --mdf NAME_OR_FILE)" if run.label == "mdf" else ""
             raise type(error)(f"loss {run.label!r} ({run.spec}): {error}{hint}") from None
         usable.append(run)
     return usable, skipped
+
+
+def _without_home(text: str) -> str:
+    """``text`` with the user's home folder written ``~``, so that records name no machine's paths."""
+    return text.replace(os.path.expanduser("~").rstrip("/") + "/", "~/")
 
 
 def _is_missing_weights(error: Exception, run: LossRun) -> bool:
@@ -239,7 +245,7 @@ def build_metrics(experiment: Experiment, context: Context) -> tuple[ImageMetric
         lpips = LPIPSVGGLoss(reduction="none", check_range=False, **options).to(context.device)
         note = "LPIPS (VGG16 trunk, v0.1 heads)"
     except (FileNotFoundError, ValueError) as error:
-        lpips, note = None, f"LPIPS not computed: {str(error).rstrip('.')}"
+        lpips, note = None, f"LPIPS not computed: {_without_home(str(error).rstrip('.'))}"
     return ImageMetrics(crop=experiment.border, lpips=lpips), note
 
 
