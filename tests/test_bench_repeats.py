@@ -74,6 +74,21 @@ def test_the_report_gives_intervals_over_runs_and_the_probability_of_outperformi
     assert "these tests hold for the given runs only" in report
 
 
+def test_the_validation_figure_draws_every_run_of_every_loss(uninterrupted, monkeypatch, tmp_path):
+    from mdfloss.bench.report import plots
+
+    drawn = {}
+    monkeypatch.setattr(plots, "save_figure", lambda figure, path: drawn.setdefault("axes", figure.axes[0]) and path)
+    entry = json.loads((uninterrupted / "manifest.json").read_text())["experiments"]["denoise-dncnn"]
+    assert plots.validation_plot(uninterrupted, tmp_path, entry, ["l2", "mdf"]) is not None
+    lines = drawn["axes"].get_lines()
+    assert [line.get_linestyle() for line in lines] == ["-", "--", "-", "--"]
+    assert [line.get_label() for line in lines if not line.get_label().startswith("_")] == ["l2", "mdf"]
+    assert lines[0].get_color() == lines[1].get_color() != lines[2].get_color()
+    logged = rows(uninterrupted / "denoise-dncnn" / "mdf-repeat1" / "val_log.csv")
+    assert list(lines[3].get_ydata()) == [float(row["val_psnr"]) for row in logged]
+
+
 def test_interrupted_and_resumed_equals_uninterrupted(folders, uninterrupted, tmp_path):
     out = tmp_path / "resumed"
     assert main(bench_args(folders, out, "--stop-after", "2")) == EXIT_INTERRUPTED

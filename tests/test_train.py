@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -295,3 +296,30 @@ def test_phase_one_teaches_every_discriminator_to_score_clean_above_distorted(se
     args["iters"] = 30
     trained = critic_gaps(train_loss(seed_file, tmp_path / "thirty.safetensors", "denoise", rng_seed=3, **args), seed_file)
     assert all(after > before + 0.01 for before, after in zip(untrained, trained)), (untrained, trained)
+
+
+def test_train_records_the_default_scales_a_loss_then_uses(seed_file, tmp_path):
+    out = tmp_path / "coarsest.safetensors"
+    assert cli_main(["train", "--task", "denoise", "--seed", str(seed_file), "--out", str(out), "--scales", "2",
+                     "--default-scales", "1", "--iters", "2", "--crop", "16", "--batch", "2", "--quiet"]) == 0
+    assert read_metadata(out)["default_scales"] == [0]
+    assert MDFLoss.from_file(out).scale_indices == [0]
+    picked = train_loss(seed_file, tmp_path / "picked.safetensors", "denoise", default_scales=[1], **TINY_ARGS)
+    assert read_metadata(picked)["default_scales"] == [1]
+
+
+@pytest.mark.parametrize(("given", "message"), [("3", r"default_scales: expected an int in \[1, 2\], got 3"),
+                                                ("0,5", r"default_scales\[1\]: expected an int in \[0, 1\], got 5")])
+def test_a_default_outside_the_pyramid_is_refused_before_training(seed_file, tmp_path, capsys, given, message):
+    out = tmp_path / "never.safetensors"
+    code = cli_main(["train", "--task", "denoise", "--seed", str(seed_file), "--out", str(out), "--scales", "2",
+                     "--default-scales", given, "--iters", "2", "--quiet"])
+    assert code == 2 and not out.exists()
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_default_scales_on_the_command_line_must_be_numbers(seed_file, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["train", "--task", "denoise", "--seed", str(seed_file), "--out", str(tmp_path / "x.safetensors"),
+                  "--default-scales", "coarse"])
+    assert "expected N or comma-separated indices like 0,1,2, got 'coarse'" in capsys.readouterr().err

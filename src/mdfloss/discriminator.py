@@ -124,18 +124,23 @@ class DiscriminatorPyramid(nn.Module):
 
     def select(self, scales: int | Sequence[int] | None) -> list[int]:
         """Indices chosen by ``scales``: None = all, int n = the first (coarsest) n, or a list."""
-        count = len(self)
-        if scales is None:
-            return list(range(count))
-        if isinstance(scales, (bool, str)) or not isinstance(scales, (int, Sequence)):
-            raise TypeError(f"scales: expected None, an int or a list of ints, got {type(scales).__name__}")
-        if isinstance(scales, int):
-            return list(range(check_int("scales", scales, minimum=1, maximum=count)))
-        indices = list(scales)
-        if not indices:
-            raise ValueError("scales: expected at least one scale index, got an empty list")
-        for position, index in enumerate(indices):
-            check_int(f"scales[{position}]", index, minimum=0, maximum=count - 1)
-        if len(set(indices)) != len(indices):
-            raise ValueError(f"scales: expected distinct indices, got {indices}")
-        return indices
+        return select_scales(scales, len(self))
+
+
+def select_scales(scales: int | Sequence[int] | None, count: int, name: str = "scales") -> list[int]:
+    """Indices of ``count`` discriminators chosen by ``scales``: None = all, int n = the first (coarsest) n,
+    or a list of distinct indices; ``name`` is the argument the errors name."""
+    if scales is None:
+        return list(range(count))
+    if isinstance(scales, (bool, str)) or not isinstance(scales, (int, Sequence)):
+        raise TypeError(f"{name}: expected None, an int or a list of ints, got {type(scales).__name__}")
+    if isinstance(scales, int):
+        return list(range(check_int(name, scales, minimum=1, maximum=count)))
+    indices = list(scales)
+    if not indices:
+        raise ValueError(f"{name}: expected at least one scale index, got an empty list")
+    for position, index in enumerate(indices):
+        check_int(f"{name}[{position}]", index, minimum=0, maximum=count - 1)
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"{name}: expected distinct indices, got {indices}")
+    return indices

@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "-o", required=True, metavar="FILE", help="weight file to write (.safetensors)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="fast", help="settings preset (default: fast)")
     parser.add_argument("--scales", type=int, help="number of scales K (default 8)")
+    parser.add_argument("--default-scales", type=_scale_choice, metavar="N|I,J,...",
+                        help="record in the file which discriminators a loss uses by default: the coarsest N, or "
+                             "these indices (0 = coarsest); an explicit scales= still overrides it")
     parser.add_argument("--iters", type=int, help="iterations per scale")
     parser.add_argument("--crop", type=int, help="crop side in px for each training sample; 0 = whole image")
     parser.add_argument("--batch", type=int, help="crops per iteration")
@@ -36,6 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars or messages")
 
 
+def _scale_choice(text: str) -> int | list[int]:
+    """``--default-scales``: ``"3"`` (the coarsest 3) or ``"0,2"`` (these indices)."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()] if "," in text else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or comma-separated indices like 0,1,2, got {text!r}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from .distortions import parse_params
     from .trainer import train_loss
@@ -45,6 +56,6 @@ def run(args: argparse.Namespace) -> int:
         preset=args.preset, scales=args.scales, iters=args.iters, crop=args.crop, batch=args.batch,
         checkpoint_every=args.checkpoint_every, max_side=args.max_side, settings=parse_params(args.set),
         device=args.device, rng_seed=args.rng_seed, resume=args.resume, quiet=args.quiet,
-        log_dir=args.log_dir, command=args.command_line,
+        log_dir=args.log_dir, command=args.command_line, default_scales=args.default_scales,
     )
     return 0

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._version import __version__
-from ..discriminator import DiscriminatorPyramid, PatchDiscriminator
+from ..discriminator import DiscriminatorPyramid, PatchDiscriminator, select_scales
 from ..runtime import resolve_device
 from ..weights import save_pyramid
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -253,10 +253,11 @@ class PhaseOneTraining:
 
     def __init__(self, seeds: list[SeedImage], distortion: Distortion, task: str, preset: str,
                  settings: TrainSettings, paths: RunPaths, *, device: torch.device, rng_seed: int, command: str,
-                 quiet: bool, scales_rule: str = "given") -> None:
+                 quiet: bool, scales_rule: str = "given", default_scales: list[int] | None = None) -> None:
         self.seeds, self.distortion, self.task, self.preset = seeds, distortion, task, preset
         self.settings, self.paths, self.device = settings, paths, device
         self.rng_seed, self.command, self.quiet, self.scales_rule = rng_seed, command, quiet, scales_rule
+        self.default_scales = default_scales
         self.pyramids, self.trained_sizes = [], []
         for seed in seeds:
             trained = shrink_to_max_side(seed, settings.max_side or None)
@@ -290,6 +291,7 @@ class PhaseOneTraining:
         sizes = [list(r.shape[-2:]) for r in self.reals]
         return {
             "task": self.task,
+            **({"default_scales": self.default_scales} if self.default_scales is not None else {}),
             "distortion": {"name": self.distortion.name, "params": self.distortion.params},
             **self.seed_description(),
             "preset": self.preset,
@@ -509,6 +511,7 @@ def train_loss(
     quiet: bool = False,
     log_dir: str | Path | None = None,
     command: str | None = None,
+    default_scales: int | Sequence[int] | None = None,
 ) -> Path:
     """Train an MDF loss on one seed image and write it to ``out`` (safetensors); returns ``out``.
 
@@ -529,6 +532,8 @@ def train_loss(
         resume: continue from the checkpoint of an interrupted run with the same settings.
         quiet: no progress bars or messages.
         command: recorded in the metadata as the command that made the file.
+        default_scales: the discriminators a loss made from the file uses unless told otherwise (the
+            metadata's ``default_scales``): an int ``n`` (the coarsest ``n``) or a list of indices; None = all.
 
     Example:
         >>> path = train_loss("photo.png", "denoise.safetensors", task="denoise")  # doctest: +SKIP
@@ -560,7 +565,9 @@ def train_loss(
             resolved = resolved.replace({"scales": count})
             scales_rule = (f"default: the most scales, at most {PRESETS[preset].scales}, whose coarsest short side "
                            f"is at least {COARSEST_ADVISED} px")
+    defaults = None if default_scales is None else select_scales(default_scales, resolved.scales, "default_scales")
     run = PhaseOneTraining(seed_images, chosen, label, preset, resolved, RunPaths.for_output(out, log_dir),
-                           device=device, rng_seed=rng_seed, command=command, quiet=quiet, scales_rule=scales_rule)
+                           device=device, rng_seed=rng_seed, command=command, quiet=quiet, scales_rule=scales_rule,
+                           default_scales=defaults)
     return run.run(resume)
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..._files import read_csv, write_atomically
 from ...metrics.image import HIGHER_IS_BETTER, LABELS
+from ..manifest import runs_of
 from .stats import ALPHA, ExperimentResults, paired_test, summarize
 
 
@@ -75,24 +76,29 @@ def _yerr(centre: float, interval: tuple[float, float]) -> list[list[float]] | N
 
 
 def validation_plot(out: Path, folder: Path, entry: dict[str, Any], losses: list[str]) -> Path | None:
-    """Validation PSNR against the iteration, one line per loss; None when no run logged any."""
+    """Validation PSNR against the iteration: one colour per loss, one line per run (repeat 0 solid, later
+    repeats dashed); None when no run logged any."""
     from matplotlib.figure import Figure
 
     curves = {}
     for loss in losses:
-        run = entry["runs"].get(loss)
-        if run and "folder" in run:
-            rows = read_csv(out / run["folder"] / "val_log.csv")
+        for run in runs_of(entry, loss):
+            rows = read_csv(out / run["folder"] / "val_log.csv") if "folder" in run else []
             if rows:
-                curves[loss] = ([int(r["iteration"]) for r in rows], [float(r["val_psnr"]) for r in rows])
+                x, y = [int(r["iteration"]) for r in rows], [float(r["val_psnr"]) for r in rows]
+                curves.setdefault(loss, []).append((int(run.get("repeat", 0)), x, y))
     if not curves:
         return None
     figure = Figure(figsize=(6.5, 3.8), layout="constrained")
     ax = figure.subplots()
-    for loss, (x, y) in curves.items():
-        ax.plot(x, y, marker=".", label=loss)
+    for index, (loss, runs) in enumerate(curves.items()):
+        colour = f"C{index % 10}"
+        for n, (repeat, x, y) in enumerate(runs):
+            ax.plot(x, y, marker="." if repeat == 0 else None, color=colour, linestyle="-" if repeat == 0 else "--",
+                    linewidth=1.2 if repeat == 0 else 0.8, label=loss if n == 0 else None)
     ax.set_xlabel("iteration")
     ax.set_ylabel("validation PSNR [dB]")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title="dashed: repeats 1+" if any(len(r) > 1 for r in curves.values()) else None,
+              title_fontsize=7)
     return save_figure(figure, folder / "validation-psnr.png")
