@@ -78,7 +78,12 @@ def test_the_validation_figure_draws_every_run_of_every_loss(uninterrupted, monk
     from mdfloss.bench.report import plots
 
     drawn = {}
-    monkeypatch.setattr(plots, "save_figure", lambda figure, path: drawn.setdefault("axes", figure.axes[0]) and path)
+
+    def keep_axes(figure, path):
+        drawn["axes"] = figure.axes[0]
+        return path
+
+    monkeypatch.setattr(plots, "save_figure", keep_axes)
     entry = json.loads((uninterrupted / "manifest.json").read_text())["experiments"]["denoise-dncnn"]
     assert plots.validation_plot(uninterrupted, tmp_path, entry, ["l2", "mdf"]) is not None
     lines = drawn["axes"].get_lines()
