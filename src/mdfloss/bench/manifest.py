@@ -107,6 +107,12 @@ def runs_of(entry: dict[str, Any], label: str) -> list[dict[str, Any]]:
     return sorted(runs, key=lambda run: run.get("repeat", 0))
 
 
+def validation_psnr(out: Path, run: dict[str, Any]) -> list[tuple[int, float]]:
+    """(iteration, validation PSNR) of a recorded run, from its ``val_log.csv``; empty when it has none."""
+    rows = read_csv(out / run["folder"] / "val_log.csv") if "folder" in run else []
+    return [(int(r["iteration"]), float(r["val_psnr"])) for r in rows]
+
+
 def experiment_results(out: Path, entry: dict[str, Any]) -> list[dict[str, str]]:
     """The result rows of one manifest experiment, in its loss order, then by repeat."""
     rows = []

@@ -24,7 +24,7 @@ from ...metrics.image import HIGHER_IS_BETTER, LABELS
 from ..config import recorded_config
 from ..convergence import ConvergenceRule
 from ..evaluate import INPUT_LABEL
-from ..manifest import INPUT_RESULTS, experiment_results, runs_of
+from ..manifest import INPUT_RESULTS, experiment_results, runs_of, validation_psnr
 from .crops import crop_figure, image_paths
 from .plots import validation_plot, violin_plots
 from .stats import (
@@ -124,12 +124,6 @@ OVER_RUNS_LEGEND = (
     "(mean over the images; ties count one half), with its 95 % bootstrap interval (runs of each loss resampled, "
     "the images resampled once for both)."
 )
-
-
-def validation_psnr(out: Path, run: dict[str, Any]) -> list[tuple[int, float]]:
-    """(iteration, validation PSNR) of a run, from its ``val_log.csv``."""
-    rows = read_csv(out / run["folder"] / "val_log.csv") if "folder" in run else []
-    return [(int(r["iteration"]), float(r["val_psnr"])) for r in rows]
 
 
 def _variation(entry: dict[str, Any], results: ExperimentResults) -> Paragraph:

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..._files import read_csv, write_atomically
+from ..._files import write_atomically
 from ...metrics.image import HIGHER_IS_BETTER, LABELS
-from ..manifest import runs_of
+from ..manifest import runs_of, validation_psnr
 from .stats import ALPHA, ExperimentResults, paired_test, summarize
 
 
@@ -83,17 +83,16 @@ def validation_plot(out: Path, folder: Path, entry: dict[str, Any], losses: list
     curves = {}
     for loss in losses:
         for run in runs_of(entry, loss):
-            rows = read_csv(out / run["folder"] / "val_log.csv") if "folder" in run else []
-            if rows:
-                x, y = [int(r["iteration"]) for r in rows], [float(r["val_psnr"]) for r in rows]
-                curves.setdefault(loss, []).append((int(run.get("repeat", 0)), x, y))
+            if curve := validation_psnr(out, run):
+                curves.setdefault(loss, []).append((int(run.get("repeat", 0)), curve))
     if not curves:
         return None
     figure = Figure(figsize=(6.5, 3.8), layout="constrained")
     ax = figure.subplots()
     for index, (loss, runs) in enumerate(curves.items()):
         colour = f"C{index % 10}"
-        for n, (repeat, x, y) in enumerate(runs):
+        for n, (repeat, curve) in enumerate(runs):
+            x, y = zip(*curve)
             ax.plot(x, y, marker="." if repeat == 0 else None, color=colour, linestyle="-" if repeat == 0 else "--",
                     linewidth=1.2 if repeat == 0 else 0.8, label=loss if n == 0 else None)
     ax.set_xlabel("iteration")
